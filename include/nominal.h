@@ -1,0 +1,168 @@
+/*
+ * nominal — industrial visual anomaly detection in C.
+ *
+ * The one public header. The pipeline is: decode an image -> preprocess it
+ * into a normalized tensor -> run a pretrained backbone and tap its feature
+ * maps -> (methods, later) -> maps and scores.
+ *
+ * Conventions
+ *  - Every function that can fail returns an nm_status (NM_OK == 0) and, when
+ *    the caller passes a non-NULL nm_error, fills it with a one-line message
+ *    naming the file/node and the problem.
+ *  - Whatever a function allocates for the caller is released by the matching
+ *    *_free / *_close function; nothing is kept in global mutable state.
+ */
+#ifndef NOMINAL_H
+#define NOMINAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NM_VERSION_MAJOR 0
+#define NM_VERSION_MINOR 1
+#define NM_VERSION_PATCH 0
+#define NM_VERSION_STRING "0.1.0"
+
+/* Version of the library actually linked (may differ from the header). */
+const char *nm_version(void);
+
+/* ------------------------------------------------------------------ errors */
+
+typedef enum nm_status {
+    NM_OK = 0,
+    NM_ERR_ARG = 1,         /* caller passed an invalid argument */
+    NM_ERR_IO = 2,          /* a file could not be opened, read or written */
+    NM_ERR_FORMAT = 3,      /* the bytes are not a valid file of that kind */
+    NM_ERR_UNSUPPORTED = 4, /* valid input that nominal does not handle */
+    NM_ERR_NOMEM = 5,       /* out of memory */
+    NM_ERR_LIMIT = 6,       /* input exceeds a size limit */
+    NM_ERR_BACKEND = 7,     /* the compute backend failed */
+    NM_ERR_INTERNAL = 8     /* a bug in nominal */
+} nm_status;
+
+typedef struct nm_error {
+    nm_status code;
+    char msg[512];
+} nm_error;
+
+/* Short stable name of a status code ("io", "format", ...). */
+const char *nm_status_name(nm_status code);
+
+/* ------------------------------------------------------------------ images */
+
+/* Decoded images are 8-bit, interleaved, row-major. 16-bit sources are
+ * reduced to 8 bits (round(v / 257)); alpha is dropped (not composited);
+ * palette and gray images are expanded. channels is 3 (RGB) or 1 (gray). */
+typedef struct nm_image {
+    int width;
+    int height;
+    int channels;
+    uint8_t *pixels; /* width * height * channels bytes, owned */
+} nm_image;
+
+/* Largest image (width * height) decoders accept when max_pixels == 0. */
+#define NM_IMAGE_DEFAULT_MAX_PIXELS ((size_t)100000000)
+
+/* Decode PNG or JPEG bytes (format from the magic bytes) into RGB.
+ * name is used in error messages only. max_pixels 0 = default limit. */
+nm_status nm_image_decode(const uint8_t *data, size_t size, const char *name,
+                          size_t max_pixels, nm_image *out, nm_error *err);
+/* Read and decode a file into RGB. */
+nm_status nm_image_load(const char *path, size_t max_pixels, nm_image *out,
+                        nm_error *err);
+/* Same as nm_image_load but converts to one gray channel (masks). */
+nm_status nm_image_load_gray(const char *path, size_t max_pixels,
+                             nm_image *out, nm_error *err);
+void nm_image_free(nm_image *img);
+
+/* Bilinear resize with antialiasing when shrinking; bit-exact with
+ * PIL.Image.resize(..., BILINEAR) (which torchvision.Resize uses). */
+nm_status nm_image_resize(const nm_image *src, int width, int height,
+                          nm_image *dst, nm_error *err);
+
+/* How an image becomes a network input, as torchvision's
+ * Resize(resize_short) -> CenterCrop(crop) -> ToTensor -> Normalize. */
+typedef struct nm_preprocess {
+    int resize_short; /* shorter side is resized to this; 0 = no resize */
+    int crop_width;   /* center crop; 0 = no crop */
+    int crop_height;
+    float mean[3];
+    float std[3];
+} nm_preprocess;
+
+/* resize 256, crop 224, ImageNet mean/std. */
+void nm_preprocess_default(nm_preprocess *p);
+
+/* Where the network input came from, so maps can be put back onto the
+ * original image: crop_x/crop_y may be negative when the crop is larger
+ * than the resized image (that part is zero-padded). */
+typedef struct nm_geometry {
+    int src_width, src_height;         /* decoded image */
+    int resized_width, resized_height; /* after resize */
+    int crop_x, crop_y;                /* top-left of crop in resized image */
+    int out_width, out_height;         /* network input size */
+} nm_geometry;
+
+/* Compute the geometry without touching pixels. */
+nm_status nm_preprocess_geometry(const nm_preprocess *p, int src_width,
+                                 int src_height, nm_geometry *geom,
+                                 nm_error *err);
+/* Produce a planar float tensor [3][out_height][out_width] into out
+ * (caller allocates 3 * out_width * out_height floats; geometry first). */
+nm_status nm_preprocess_image(const nm_preprocess *p, const nm_image *img,
+                              float *out, nm_geometry *geom, nm_error *err);
+
+/* Encode a PNG: channels 1 (gray) or 3 (RGB); bit_depth 8, or 16 for gray
+ * (pixels are then host-order uint16). *out is malloc'ed. */
+nm_status nm_png_encode(const void *pixels, int width, int height,
+                        int channels, int bit_depth, uint8_t **out,
+                        size_t *out_size, nm_error *err);
+/* Encode and write atomically (temp file + fsync + rename). */
+nm_status nm_png_write(const char *path, const void *pixels, int width,
+                       int height, int channels, int bit_depth, nm_error *err);
+
+/* ------------------------------------------------------ backbone networks */
+
+typedef struct nm_net nm_net;
+
+/* A dense float32 tensor, row-major (NCHW for 4-D). */
+typedef struct nm_tensor {
+    int rank;
+    int64_t dims[4];
+    float *data;
+} nm_tensor;
+
+typedef struct nm_net_options {
+    int threads; /* 0 = all cores */
+} nm_net_options;
+
+/* Load an ONNX backbone. Fails with a message naming the node, op and
+ * attribute if the graph uses anything the runtime cannot execute. */
+nm_status nm_net_open(const char *onnx_path, const nm_net_options *opts,
+                      nm_net **out, nm_error *err);
+void nm_net_close(nm_net *net);
+
+/* Number and names of the graph's outputs (valid while net is open). */
+int nm_net_output_count(const nm_net *net);
+const char *nm_net_output_name(const nm_net *net, int i);
+
+/* Choose which named tensors a run returns ("taps"): any graph output or
+ * intermediate value. Only the nodes these need are executed. */
+nm_status nm_net_set_taps(nm_net *net, const char *const *names, int n_taps,
+                          nm_error *err);
+
+/* Run on a batch: input is [n][3][h][w] floats. taps[i] receives the i-th
+ * tap; its data belongs to net and stays valid until the next run or close.
+ * After the first run at a given (n, h, w) a run allocates no memory. */
+nm_status nm_net_run(nm_net *net, const float *input, int n, int h, int w,
+                     nm_tensor *taps, nm_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NOMINAL_H */
