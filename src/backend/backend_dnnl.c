@@ -230,9 +230,11 @@ static void pool_release(backend_plan *p, int buffer)
 
 static int add_vmem(backend_plan *p, const dnnl_memory_desc_t *md, int buffer)
 {
+    /* md may point into p->vmems, which GROW can move: copy it first */
+    dnnl_memory_desc_t copy = *md;
     if (GROW(p->vmems, p->n_vmems, p->cap_vmems))
         return -1;
-    p->vmems[p->n_vmems].md = *md;
+    p->vmems[p->n_vmems].md = copy;
     p->vmems[p->n_vmems].buffer = buffer;
     p->vmems[p->n_vmems].mem = NULL;
     return p->n_vmems++;
@@ -711,7 +713,8 @@ static nm_status build_eltwise(backend_plan *p, layer_ctx *c, const nn_layer *L,
                                int li, nm_error *err)
 {
     int in_vm = p->value_vmem[L->inputs[0]];
-    const dnnl_memory_desc_t *md = &p->vmems[in_vm].md;
+    /* a copy: p->vmems may move while this layer adds vmems */
+    const dnnl_memory_desc_t md_copy = p->vmems[in_vm].md, *md = &md_copy;
     dnnl_eltwise_desc_t desc;
     int relu = L->op == NN_RELU;
     DNNL_TRY(dnnl_eltwise_forward_desc_init(
@@ -739,7 +742,7 @@ static nm_status build_batchnorm(backend_plan *p, layer_ctx *c, const nn_layer *
                                  int li, nm_error *err)
 {
     int in_vm = p->value_vmem[L->inputs[0]];
-    const dnnl_memory_desc_t *md = &p->vmems[in_vm].md;
+    const dnnl_memory_desc_t md_copy = p->vmems[in_vm].md, *md = &md_copy;
     unsigned flags = dnnl_use_global_stats | dnnl_use_scale | dnnl_use_shift;
     if (L->fuse_relu)
         flags |= dnnl_fuse_norm_relu;
@@ -784,7 +787,7 @@ static nm_status build_pool(backend_plan *p, layer_ctx *c, const nn_layer *L,
 {
     (void)c;
     int in_vm = p->value_vmem[L->inputs[0]];
-    const dnnl_memory_desc_t *src_md = &p->vmems[in_vm].md;
+    const dnnl_memory_desc_t src_copy = p->vmems[in_vm].md, *src_md = &src_copy;
     dnnl_memory_desc_t dst_any;
     nm_status st = md_init(&dst_any, &prog->shapes[L->output], dnnl_format_tag_any, err);
     if (st)
@@ -823,7 +826,7 @@ static nm_status build_add(backend_plan *p, layer_ctx *c, const nn_layer *L,
                            nm_error *err)
 {
     int a_vm = p->value_vmem[L->inputs[0]];
-    const dnnl_memory_desc_t *md = &p->vmems[a_vm].md;
+    const dnnl_memory_desc_t md_copy = p->vmems[a_vm].md, *md = &md_copy;
     int b_vm = -1;
     nm_status st = input_as(p, c, L->inputs[1], md, L->name, &b_vm, err);
     if (st)
