@@ -52,6 +52,24 @@ g = helper.make_graph(
     [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
 onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), sys.argv[1])
 PYEOF
+# An unsupported attribute and a non-float weight are named too.
+$PY - "$tmp/samepad.onnx" "$tmp/halfweights.onnx" <<'PYEOF'
+import sys, numpy as np, onnx
+from onnx import helper, TensorProto, numpy_helper
+def save(path, node, w):
+    g = helper.make_graph([node], "t",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), path)
+save(sys.argv[1], helper.make_node("Conv", ["x", "w"], ["y"], name="conv_same", auto_pad="SAME_UPPER"),
+     numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w"))
+save(sys.argv[2], helper.make_node("Conv", ["x", "w16"], ["y"], name="conv_half"),
+     numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float16), "w16"))
+PYEOF
+check unsupported-attribute 5 "node 'conv_same' (Conv): attribute 'auto_pad'='SAME_UPPER'" -- \
+    "$NOM" bench backbone "$tmp/samepad.onnx" --size 16 --iters 1
+check unsupported-dtype 5 "node 'conv_half' (Conv): input 'w16' has a data type other than float32" -- \
+    "$NOM" bench backbone "$tmp/halfweights.onnx" --size 16 --iters 1
 check info-unsupported-listed 0 "my_softmax" -- "$NOM" info "$tmp/softmax.onnx"
 check bench-unsupported 5 "node 'my_softmax': op 'Softmax' is not supported" -- \
     "$NOM" bench backbone "$tmp/softmax.onnx" --size 16 --iters 1

@@ -529,6 +529,65 @@ static nm_status sum_output(backend_plan *p, layer_ctx *c, const nn_layer *L,
     return add_reorder_step(p, avm, *out_vm, L->name, err);
 }
 
+/* Create pd from an op descriptor with the standard attributes and the
+ * layer's post-ops (none for most layer kinds). */
+static nm_status create_pd(backend_plan *p, const void *desc, const nn_layer *L,
+                           const char *opname, dnnl_primitive_desc_t *pd,
+                           nm_error *err)
+{
+    dnnl_primitive_attr_t attr;
+    nm_status st = make_attr(&attr, err);
+    if (st)
+        return st;
+    if ((st = make_post_ops(L, attr, err))) {
+        dnnl_primitive_attr_destroy(attr);
+        return st;
+    }
+    dnnl_status_t s = dnnl_primitive_desc_create(pd, desc, attr, p->be->engine, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (s != dnnl_success)
+        return nm_fail(err, NM_ERR_BACKEND, "node '%s' (%s): oneDNN: %s",
+                       L->name, opname, dnnl_status_text(s));
+    return NM_OK;
+}
+
+/* Conv and Gemm: weights reordered once into the format the primitive
+ * chose, optional bias, post-ops (a sum post-op may write in place). */
+static nm_status build_weighted(backend_plan *p, layer_ctx *c, const nn_layer *L,
+                                int li, const void *desc, const char *opname,
+                                const dnnl_memory_desc_t *w_plain, nm_error *err)
+{
+    dnnl_primitive_desc_t pd;
+    nm_status st = create_pd(p, desc, L, opname, &pd, err);
+    if (st)
+        return st;
+    const dnnl_memory_desc_t *src_md = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    const dnnl_memory_desc_t *w_md = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    const dnnl_memory_desc_t *dst_md = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    int src_vm = -1, dst_vm = -1;
+    dnnl_memory_t wmem = NULL, bmem = NULL;
+    st = input_as(p, c, L->inputs[0], src_md, L->name, &src_vm, err);
+    if (!st)
+        st = constant_mem(p, w_plain, w_md, L->weight, L->name, &wmem, err);
+    if (!st && L->bias)
+        st = vector_mem(p, L->bias, L->out_channels, L->name, &bmem, err);
+    if (!st)
+        st = sum_output(p, c, L, li, dst_md, &dst_vm, err);
+    step *sp = NULL;
+    if (!st)
+        st = finish_primitive(p, pd, L->name, &sp, err);
+    dnnl_primitive_desc_destroy(pd);
+    if (st)
+        return st;
+    step_vmem(sp, DNNL_ARG_SRC, src_vm);
+    step_fixed(sp, DNNL_ARG_WEIGHTS, wmem);
+    if (bmem)
+        step_fixed(sp, DNNL_ARG_BIAS, bmem);
+    step_vmem(sp, DNNL_ARG_DST, dst_vm);
+    p->value_vmem[L->output] = dst_vm;
+    return NM_OK;
+}
+
 static nm_status build_conv(backend_plan *p, layer_ctx *c, const nn_layer *L,
                             int li, const nn_program *prog, nm_error *err)
 {
@@ -570,49 +629,11 @@ static nm_status build_conv(backend_plan *p, layer_ctx *c, const nn_layer *L,
                  &src_any, &w_any, L->bias ? &b_md : NULL, &dst_any, strides,
                  dil, pl, pr),
              err, "node '%s' (Conv)", L->name);
-    dnnl_primitive_attr_t attr;
-    if ((st = make_attr(&attr, err)))
-        return st;
-    if ((st = make_post_ops(L, attr, err))) {
-        dnnl_primitive_attr_destroy(attr);
-        return st;
-    }
-    dnnl_primitive_desc_t pd;
-    dnnl_status_t s =
-        dnnl_primitive_desc_create(&pd, &desc, attr, p->be->engine, NULL);
-    dnnl_primitive_attr_destroy(attr);
-    if (s != dnnl_success)
-        return nm_fail(err, NM_ERR_BACKEND, "node '%s' (Conv): oneDNN: %s",
-                       L->name, dnnl_status_text(s));
-    const dnnl_memory_desc_t *src_md = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
-    const dnnl_memory_desc_t *w_md = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    const dnnl_memory_desc_t *dst_md = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
-    int src_vm = -1, dst_vm = -1;
-    dnnl_memory_t wmem = NULL, bmem = NULL;
-    st = input_as(p, c, L->inputs[0], src_md, L->name, &src_vm, err);
-    if (!st)
-        st = constant_mem(p, &w_plain, w_md, L->weight, L->name, &wmem, err);
-    if (!st && L->bias)
-        st = vector_mem(p, L->bias, oc, L->name, &bmem, err);
-    if (!st)
-        st = sum_output(p, c, L, li, dst_md, &dst_vm, err);
-    step *sp = NULL;
-    if (!st)
-        st = finish_primitive(p, pd, L->name, &sp, err);
-    dnnl_primitive_desc_destroy(pd);
-    if (st)
-        return st;
-    step_vmem(sp, DNNL_ARG_SRC, src_vm);
-    step_fixed(sp, DNNL_ARG_WEIGHTS, wmem);
-    if (bmem)
-        step_fixed(sp, DNNL_ARG_BIAS, bmem);
-    step_vmem(sp, DNNL_ARG_DST, dst_vm);
-    p->value_vmem[L->output] = dst_vm;
-    return NM_OK;
+    return build_weighted(p, c, L, li, &desc, "Conv", &w_plain, err);
 }
 
 static nm_status build_gemm(backend_plan *p, layer_ctx *c, const nn_layer *L,
-                            const nn_program *prog, nm_error *err)
+                            int li, const nn_program *prog, nm_error *err)
 {
     const nn_shape *in = &prog->shapes[L->inputs[0]];
     const nn_shape *out = &prog->shapes[L->output];
@@ -634,64 +655,7 @@ static nm_status build_gemm(backend_plan *p, layer_ctx *c, const nn_layer *L,
                                                   &src_md, &w_any,
                                                   L->bias ? &b_md : NULL, &dst_any),
              err, "node '%s' (Gemm)", L->name);
-    dnnl_primitive_attr_t attr;
-    if ((st = make_attr(&attr, err)))
-        return st;
-    if ((st = make_post_ops(L, attr, err))) {
-        dnnl_primitive_attr_destroy(attr);
-        return st;
-    }
-    dnnl_primitive_desc_t pd;
-    dnnl_status_t s = dnnl_primitive_desc_create(&pd, &desc, attr, p->be->engine, NULL);
-    dnnl_primitive_attr_destroy(attr);
-    if (s != dnnl_success)
-        return nm_fail(err, NM_ERR_BACKEND, "node '%s' (Gemm): oneDNN: %s",
-                       L->name, dnnl_status_text(s));
-    const dnnl_memory_desc_t *w_md = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    const dnnl_memory_desc_t *dst_md = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
-    const dnnl_memory_desc_t *isrc = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
-    int src_vm = -1, dst_vm = -1;
-    dnnl_memory_t wmem = NULL, bmem = NULL;
-    st = input_as(p, c, L->inputs[0], isrc, L->name, &src_vm, err);
-    if (!st)
-        st = constant_mem(p, &w_plain, w_md, L->weight, L->name, &wmem, err);
-    if (!st && L->bias)
-        st = vector_mem(p, L->bias, L->out_channels, L->name, &bmem, err);
-    if (!st) {
-        dst_vm = new_value_vmem(p, dst_md);
-        if (dst_vm < 0)
-            st = nomem(err);
-    }
-    step *sp = NULL;
-    if (!st)
-        st = finish_primitive(p, pd, L->name, &sp, err);
-    dnnl_primitive_desc_destroy(pd);
-    if (st)
-        return st;
-    step_vmem(sp, DNNL_ARG_SRC, src_vm);
-    step_fixed(sp, DNNL_ARG_WEIGHTS, wmem);
-    if (bmem)
-        step_fixed(sp, DNNL_ARG_BIAS, bmem);
-    step_vmem(sp, DNNL_ARG_DST, dst_vm);
-    p->value_vmem[L->output] = dst_vm;
-    return NM_OK;
-}
-
-/* Create pd from an op descriptor with the standard attributes. */
-static nm_status create_pd(backend_plan *p, const void *desc, const nn_layer *L,
-                           const char *opname, dnnl_primitive_desc_t *pd,
-                           nm_error *err)
-{
-    dnnl_primitive_attr_t attr;
-    nm_status st = make_attr(&attr, err);
-    if (st)
-        return st;
-    dnnl_status_t s = dnnl_primitive_desc_create(pd, desc, attr, p->be->engine, NULL);
-    dnnl_primitive_attr_destroy(attr);
-    if (s != dnnl_success)
-        return nm_fail(err, NM_ERR_BACKEND, "node '%s' (%s): oneDNN: %s",
-                       L->name, opname, dnnl_status_text(s));
-    return NM_OK;
+    return build_weighted(p, c, L, li, &desc, "Gemm", &w_plain, err);
 }
 
 /* Output vmem for an elementwise op: reuse the input's buffer when the
@@ -945,7 +909,7 @@ static nm_status build_layer(backend_plan *p, layer_ctx *c, const nn_layer *L,
 {
     switch (L->op) {
     case NN_CONV: return build_conv(p, c, L, li, prog, err);
-    case NN_GEMM: return build_gemm(p, c, L, prog, err);
+    case NN_GEMM: return build_gemm(p, c, L, li, prog, err);
     case NN_BATCHNORM: return build_batchnorm(p, c, L, li, err);
     case NN_MAXPOOL:
     case NN_AVGPOOL: return build_pool(p, c, L, prog, err);
