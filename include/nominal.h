@@ -161,6 +161,89 @@ nm_status nm_net_set_taps(nm_net *net, const char *const *names, int n_taps,
 nm_status nm_net_run(nm_net *net, const float *input, int n, int h, int w,
                      nm_tensor *taps, nm_error *err);
 
+
+/* ------------------------------------------------------------------ models
+ *
+ * A model is one self-contained file: preprocessing, the backbone subgraph
+ * up to its last tap, the method's parameters and data (e.g. PatchCore's
+ * memory bank), checksummed. Fit learns it from good images only; score
+ * gives an image score and an anomaly map aligned with the input image.
+ */
+
+typedef struct nm_model nm_model;
+
+/* Progress of long work: stage is a short word ("features", "coreset"). */
+typedef void (*nm_progress_fn)(void *ctx, const char *stage, size_t done,
+                               size_t total);
+
+/* A method-specific setting, e.g. {"coreset", "0.1"} for PatchCore. */
+typedef struct nm_param {
+    const char *key;
+    const char *value;
+} nm_param;
+
+typedef struct nm_fit_options {
+    const char *method;       /* "patchcore" */
+    const char *backbone;     /* ONNX file */
+    const char *const *taps;  /* names of tensors in the backbone */
+    int n_taps;
+    nm_preprocess preprocess;
+    const nm_param *params;   /* method settings; unknown keys are errors */
+    int n_params;
+    uint64_t seed;
+    int threads;              /* 0 = all cores */
+    int batch_size;           /* images per backbone pass (default 8) */
+    int skip_bad_images;      /* 1: report unreadable images and go on */
+    nm_progress_fn progress;  /* may be NULL */
+    void *progress_ctx;
+    /* warnings (skipped images): one line each; may be NULL */
+    void (*warn)(void *ctx, const char *message);
+} nm_fit_options;
+
+void nm_fit_options_default(nm_fit_options *o);
+
+/* Learn a model from good images (paths). */
+nm_status nm_model_fit(const nm_fit_options *opts, const char *const *images,
+                       int n_images, nm_model **out, nm_error *err);
+/* Write atomically (temp file + fsync + rename). */
+nm_status nm_model_save(const nm_model *m, const char *path, nm_error *err);
+/* Read and verify (magic, version, checksums). threads 0 = all cores. */
+nm_status nm_model_load(const char *path, int threads, nm_model **out,
+                        nm_error *err);
+void nm_model_close(nm_model *m);
+
+/* The result of scoring one image. map is width x height floats on the
+ * decoded image's own geometry (zero outside the center crop). */
+typedef struct nm_result {
+    float score;
+    int width, height;
+    float *map; /* owned: nm_result_free */
+    /* where the time went, milliseconds */
+    double ms_preprocess, ms_backbone, ms_method, ms_map;
+} nm_result;
+
+/* Score a decoded image. want_map 0 skips the map (faster). */
+nm_status nm_model_score(nm_model *m, const nm_image *img, int want_map,
+                         nm_result *out, nm_error *err);
+void nm_result_free(nm_result *r);
+
+/* Facts about a model, valid while it is open. */
+typedef struct nm_model_info {
+    const char *method;
+    const char *backbone;  /* original file name of the backbone */
+    const char *taps;      /* comma-separated */
+    nm_preprocess preprocess;
+    size_t memory_bank;    /* rows in the method's bank (0 if none) */
+    int feature_dim;
+    float map_scale;       /* a typical normal patch score (colour scaling) */
+    double fit_seconds;
+    int train_images;
+} nm_model_info;
+
+void nm_model_get_info(const nm_model *m, nm_model_info *info);
+/* The model's description as a JSON object text (malloc'ed). */
+char *nm_model_describe_json(const nm_model *m);
+
 #ifdef __cplusplus
 }
 #endif

@@ -7,7 +7,7 @@ set -eu
 
 BUILD_PKGS="build-essential pkg-config libdnnl-dev libprotobuf-c-dev protobuf-c-compiler \
 libonnx-dev libturbojpeg0-dev libpng-dev libcjson-dev libcmocka-dev"
-TEST_PKGS="python3 python3-numpy python3-pil python3-torch python3-torchvision python3-onnx"
+TEST_PKGS="python3 python3-numpy python3-scipy python3-pil python3-torch python3-torchvision python3-onnx"
 
 want="$BUILD_PKGS"
 if [ "${1:-}" = "--test" ]; then want="$want $TEST_PKGS"; fi

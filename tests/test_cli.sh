@@ -74,6 +74,14 @@ check info-unsupported-listed 0 "my_softmax" -- "$NOM" info "$tmp/softmax.onnx"
 check bench-unsupported 5 "node 'my_softmax': op 'Softmax' is not supported" -- \
     "$NOM" bench backbone "$tmp/softmax.onnx" --size 16 --iters 1
 
+# tools/export_backbone.py: a torchvision trunk with layer1..3 as outputs
+# (random weights here: no weights are downloaded anywhere).
+if $PY tools/export_backbone.py --arch resnet18 --out "$tmp/r18.onnx" --size 64 >/dev/null 2>&1; then
+    check export-backbone-outputs 0 "output:      layer3" -- "$NOM" info "$tmp/r18.onnx"
+else
+    echo "FAIL export-backbone: tools/export_backbone.py failed"; fails=$((fails + 1))
+fi
+
 MODELS="$SHARED/models"
 BOTTLE="$SHARED/data/mvtec_ad/bottle"
 if [ ! -d "$MODELS" ] || [ ! -d "$BOTTLE" ]; then

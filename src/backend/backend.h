@@ -92,6 +92,7 @@ typedef struct backend_plan backend_plan;
 
 nm_status backend_create(int threads, nm_backend **out, nm_error *err);
 void backend_destroy(nm_backend *be);
+int backend_threads(const nm_backend *be);
 /* Human-readable description ("oneDNN 2.6.3 cpu, omp, 2 threads, isa ..."). */
 const char *backend_describe(const nm_backend *be);
 
@@ -106,5 +107,12 @@ nm_status backend_plan_run(backend_plan *plan, const float *input,
 void backend_plan_free(backend_plan *plan);
 /* Bytes of activation memory the plan holds (buffers + scratchpad). */
 size_t backend_plan_memory(const backend_plan *plan);
+
+/* c[m][n] = a[m][k] . b, row-major float32, where b is [k][n], or [n][k]
+ * when b_transposed (then c = a . b^T: rows of a against rows of b, as a
+ * nearest-neighbour search needs). Runs on the backend's threads. */
+nm_status backend_matmul(nm_backend *be, const float *a, const float *b, float *c,
+                         int64_t m, int64_t k, int64_t n, int b_transposed,
+                         nm_error *err);
 
 #endif

@@ -1088,3 +1088,59 @@ nm_status backend_plan_run(backend_plan *p, const float *input, float **tap_data
         tap_data[t] = p->buffers[p->vmems[p->tap_vmems[t]].buffer].ptr;
     return NM_OK;
 }
+
+/* ----------------------------------------------------------------- matmul */
+
+nm_status backend_matmul(nm_backend *be, const float *a, const float *b, float *c,
+                         int64_t m, int64_t k, int64_t n, int b_transposed,
+                         nm_error *err)
+{
+    if (m <= 0 || k <= 0 || n <= 0)
+        return nm_fail(err, NM_ERR_ARG, "matmul: empty operand (%lld x %lld x %lld)",
+                       (long long)m, (long long)k, (long long)n);
+    dnnl_memory_desc_t a_md, b_md, c_md;
+    dnnl_dims_t ad = {m, k}, bd = {k, n}, cd = {m, n};
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&a_md, 2, ad, dnnl_f32, dnnl_ab), err, "matmul");
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&b_md, 2, bd, dnnl_f32,
+                                          b_transposed ? dnnl_ba : dnnl_ab),
+             err, "matmul");
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&c_md, 2, cd, dnnl_f32, dnnl_ab), err, "matmul");
+    dnnl_matmul_desc_t desc;
+    DNNL_TRY(dnnl_matmul_desc_init(&desc, &a_md, &b_md, NULL, &c_md), err, "matmul");
+    dnnl_primitive_desc_t pd;
+    /* oneDNN's primitive cache makes re-creating this for a seen shape cheap */
+    DNNL_TRY(dnnl_primitive_desc_create(&pd, &desc, NULL, be->engine, NULL), err,
+             "matmul %lldx%lldx%lld", (long long)m, (long long)k, (long long)n);
+    dnnl_primitive_t prim = NULL;
+    dnnl_memory_t am = NULL, bm = NULL, cm = NULL;
+    dnnl_status_t s = dnnl_primitive_create(&prim, pd);
+    dnnl_primitive_desc_destroy(pd);
+    if (s == dnnl_success)
+        s = dnnl_memory_create(&am, &a_md, be->engine, (void *)a);
+    if (s == dnnl_success)
+        s = dnnl_memory_create(&bm, &b_md, be->engine, (void *)b);
+    if (s == dnnl_success)
+        s = dnnl_memory_create(&cm, &c_md, be->engine, c);
+    if (s == dnnl_success) {
+        omp_set_num_threads(be->threads);
+        dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}};
+        s = dnnl_primitive_execute(prim, be->stream, 3, args);
+        if (s == dnnl_success)
+            s = dnnl_stream_wait(be->stream);
+    }
+    if (am)
+        dnnl_memory_destroy(am);
+    if (bm)
+        dnnl_memory_destroy(bm);
+    if (cm)
+        dnnl_memory_destroy(cm);
+    if (prim)
+        dnnl_primitive_destroy(prim);
+    if (s != dnnl_success)
+        return nm_fail(err, s == dnnl_out_of_memory ? NM_ERR_NOMEM : NM_ERR_BACKEND,
+                       "matmul %lldx%lldx%lld: oneDNN: %s", (long long)m, (long long)k,
+                       (long long)n, dnnl_status_text(s));
+    return NM_OK;
+}
+
+int backend_threads(const nm_backend *be) { return be->threads; }

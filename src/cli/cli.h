@@ -38,5 +38,7 @@ double cli_now_seconds(void);
 int cmd_info(int argc, char **argv);
 int cmd_features(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_fit(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
 
 #endif

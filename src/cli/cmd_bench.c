@@ -10,6 +10,12 @@
 
 static void print_help(void)
 {
+    printf("usage: nominal bench predict MODEL IMAGE [--iters N] [--threads N]\n"
+           "\n"
+           "Score IMAGE repeatedly with a model (batch 1, warm) and report ms/image\n"
+           "split into preprocess / backbone / method (features + search) / map, and\n"
+           "peak RSS. The last line is `ms/image: X`.\n"
+           "\n");
     printf("usage: nominal bench backbone MODEL.onnx [options]\n"
            "\n"
            "Run the backbone on random input up to the given taps and report the\n"
@@ -30,14 +36,103 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static double median_of(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static int bench_predict(int argc, char **argv)
+{
+    const char *model_path = NULL, *image_path = NULL;
+    int iters = 20, threads = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        int r;
+        if ((r = cli_opt(argc, argv, &i, "--iters", &v))) {
+            if (r < 0 || cli_parse_int(v, 1, 100000, &iters))
+                return cli_usage_error("bench", "--iters needs 1..100000");
+        } else if ((r = cli_opt(argc, argv, &i, "--threads", &v))) {
+            if (r < 0 || cli_parse_int(v, 0, 1024, &threads))
+                return cli_usage_error("bench", "--threads needs a number");
+        } else if (argv[i][0] == '-') {
+            return cli_usage_error("bench", "unknown option '%s'", argv[i]);
+        } else if (!model_path) {
+            model_path = argv[i];
+        } else if (!image_path) {
+            image_path = argv[i];
+        } else {
+            return cli_usage_error("bench", "bench predict takes MODEL and one IMAGE");
+        }
+    }
+    if (!model_path || !image_path)
+        return cli_usage_error("bench", "bench predict needs MODEL and IMAGE");
+    nm_error err = {0};
+    nm_model *m = NULL;
+    nm_image img = {0};
+    double t0 = cli_now_seconds();
+    if (nm_model_load(model_path, threads, &m, &err) ||
+        nm_image_load(image_path, 0, &img, &err)) {
+        int rc = cli_report(&err);
+        nm_model_close(m);
+        return rc;
+    }
+    double load_ms = (cli_now_seconds() - t0) * 1e3;
+    double *t[5];
+    int rc = EXIT_OK;
+    for (int k = 0; k < 5; k++)
+        t[k] = calloc((size_t)iters, sizeof(double));
+    for (int i = -2; i < iters && rc == EXIT_OK; i++) { /* two warm-up runs */
+        nm_result r;
+        double s = cli_now_seconds();
+        if (nm_model_score(m, &img, 1, &r, &err)) {
+            rc = cli_report(&err);
+            break;
+        }
+        double total = (cli_now_seconds() - s) * 1e3;
+        if (i >= 0) {
+            t[0][i] = r.ms_preprocess;
+            t[1][i] = r.ms_backbone;
+            t[2][i] = r.ms_method;
+            t[3][i] = r.ms_map;
+            t[4][i] = total;
+        }
+        nm_result_free(&r);
+    }
+    if (rc == EXIT_OK) {
+        nm_model_info info;
+        nm_model_get_info(m, &info);
+        printf("model:      %s (%s, bank %zu x %d), load %.0f ms\n", model_path, info.method,
+               info.memory_bank, info.feature_dim, load_ms);
+        printf("image:      %s (%dx%d), %d runs, medians:\n", image_path, img.width,
+               img.height, iters);
+        printf("  preprocess %8.2f ms\n", median_of(t[0], iters));
+        printf("  backbone   %8.2f ms\n", median_of(t[1], iters));
+        printf("  method     %8.2f ms (patch features + nearest-neighbour search)\n",
+               median_of(t[2], iters));
+        printf("  map        %8.2f ms (upsample, blur, back to %dx%d)\n", median_of(t[3], iters),
+               img.width, img.height);
+        printf("peak RSS:   %.0f MiB\n", (double)cli_peak_rss() / 1048576.0);
+        printf("ms/image: %.2f\n", median_of(t[4], iters));
+    }
+    for (int k = 0; k < 5; k++)
+        free(t[k]);
+    nm_image_free(&img);
+    nm_model_close(m);
+    return rc;
+}
+
 int cmd_bench(int argc, char **argv)
 {
     if (argc < 2 || cli_is_help(argv[1])) {
         print_help();
         return argc < 2 ? EXIT_USAGE : EXIT_OK;
     }
+    if (strcmp(argv[1], "predict") == 0)
+        return bench_predict(argc - 1, argv + 1);
     if (strcmp(argv[1], "backbone") != 0)
-        return cli_usage_error("bench", "unknown benchmark '%s' (available: backbone)", argv[1]);
+        return cli_usage_error("bench", "unknown benchmark '%s' (available: backbone, predict)",
+                               argv[1]);
     const char *model = NULL;
     char *taps[MAX_TAPS];
     int n_taps = 0, size = 224, batch = 1, threads = 0, iters = 20, warmup = 3;

@@ -6,14 +6,17 @@
 #include <cjson/cJSON.h>
 
 #include "cli/cli.h"
+#include "io/model_file.h"
 #include "nn/net.h"
 #include "onnx/onnx_graph.h"
 
 static void print_help(void)
 {
-    printf("usage: nominal info MODEL.onnx [--json]\n"
+    printf("usage: nominal info FILE [--json]\n"
            "\n"
-           "Describe an ONNX backbone: inputs and outputs with shapes, op counts,\n"
+           "FILE is a nominal model (from `nominal fit`) or an ONNX backbone.\n"
+           "A model: method, settings, preprocessing, backbone and taps, bank size,\n"
+           "training facts. A backbone: inputs and outputs with shapes, op counts,\n"
            "parameter count, and every node nominal cannot execute (with the reason).\n"
            "Exit code 0 when the file is readable, even if some ops are unsupported.\n");
 }
@@ -63,6 +66,46 @@ static cJSON *values_json(const onnx_value_info *v, int n)
     return arr;
 }
 
+static int is_model_file(const char *path)
+{
+    uint8_t head[16];
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    size_t n = fread(head, 1, sizeof head, f);
+    fclose(f);
+    return model_file_has_magic(head, n);
+}
+
+static int model_info(const char *path, int json)
+{
+    nm_error err = {0};
+    nm_model *m = NULL;
+    if (nm_model_load(path, 1, &m, &err))
+        return cli_report(&err);
+    if (json) {
+        char *s = nm_model_describe_json(m);
+        if (s)
+            printf("%s\n", s);
+        free(s);
+    } else {
+        nm_model_info i;
+        nm_model_get_info(m, &i);
+        printf("file:        %s\n", path);
+        printf("kind:        nominal model (%s)\n", i.method);
+        printf("backbone:    %s, taps %s\n", i.backbone, i.taps);
+        printf("preprocess:  resize %d, crop %dx%d, mean %.3f,%.3f,%.3f std %.3f,%.3f,%.3f\n",
+               i.preprocess.resize_short, i.preprocess.crop_width, i.preprocess.crop_height,
+               i.preprocess.mean[0], i.preprocess.mean[1], i.preprocess.mean[2],
+               i.preprocess.std[0], i.preprocess.std[1], i.preprocess.std[2]);
+        printf("bank:        %zu x %d\n", i.memory_bank, i.feature_dim);
+        printf("trained on:  %d images in %.1f s\n", i.train_images, i.fit_seconds);
+        printf("normal patch score (99th pct): %.6g\n", i.map_scale);
+    }
+    nm_model_close(m);
+    return EXIT_OK;
+}
+
 int cmd_info(int argc, char **argv)
 {
     const char *path = NULL;
@@ -84,6 +127,8 @@ int cmd_info(int argc, char **argv)
     if (!path)
         return cli_usage_error("info", "missing MODEL.onnx");
 
+    if (is_model_file(path))
+        return model_info(path, json);
     nm_error err = {0};
     onnx_graph *g = NULL;
     if (onnx_graph_load(path, &g, &err))

@@ -12,7 +12,9 @@ static void print_usage(FILE *f)
             "usage: nominal COMMAND [options]\n"
             "\n"
             "commands:\n"
-            "  info MODEL.onnx            inputs, outputs, ops, parameters, unsupported ops\n"
+            "  fit                        learn a model from good images\n"
+            "  predict MODEL IMAGE...     score images, write anomaly maps and overlays\n"
+            "  info FILE                  describe a model file or an ONNX backbone\n"
             "  features MODEL.onnx ...    run a backbone on images, print/write feature taps\n"
             "  bench backbone MODEL.onnx  time a backbone forward pass (ms/image)\n"
             "\n"
@@ -45,6 +47,10 @@ int main(int argc, char **argv)
         return cmd_features(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0)
         return cmd_bench(argc - 1, argv + 1);
+    if (strcmp(cmd, "fit") == 0)
+        return cmd_fit(argc - 1, argv + 1);
+    if (strcmp(cmd, "predict") == 0)
+        return cmd_predict(argc - 1, argv + 1);
     fprintf(stderr, "nominal: unknown command '%s' (see `nominal --help`)\n", cmd);
     return EXIT_USAGE;
 }

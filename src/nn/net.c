@@ -891,6 +891,28 @@ static nm_status infer_shapes(nm_net *net, int n, int h, int w, nm_error *err)
 
 /* ---------------------------------------------------------------- public */
 
+/* Finish opening once the graph is loaded: value table, a check of every
+ * node (naming the first one we cannot run), backend, default taps. */
+static nm_status net_init(nm_net *net, const nm_net_options *opts, nm_error *err)
+{
+    nm_status st;
+    if ((st = build_value_table(net, err)))
+        return st;
+    for (int i = 0; i < net->graph->n_nodes; i++)
+        if ((st = net_check_node(net->graph, &net->graph->nodes[i], err)))
+            return st;
+    if ((st = backend_create(opts ? opts->threads : 0, &net->backend, err)))
+        return st;
+    const onnx_graph *g = net->graph;
+    const char *outs[64];
+    int n = g->n_outputs < 64 ? g->n_outputs : 64;
+    for (int i = 0; i < n; i++)
+        outs[i] = g->outputs[i].name;
+    if (n == 0)
+        return nm_fail(err, NM_ERR_FORMAT, "%s: graph has no outputs", g->path);
+    return nm_net_set_taps(net, outs, n, err);
+}
+
 nm_status nm_net_open(const char *onnx_path, const nm_net_options *opts, nm_net **out,
                       nm_error *err)
 {
@@ -900,33 +922,34 @@ nm_status nm_net_open(const char *onnx_path, const nm_net_options *opts, nm_net 
     if (!net)
         return nm_fail(err, NM_ERR_NOMEM, "out of memory");
     nm_status st = onnx_graph_load(onnx_path, &net->graph, err);
-    if (st)
-        goto fail;
-    if ((st = build_value_table(net, err)))
-        goto fail;
-    /* Refuse up front what we cannot run, naming the first bad node. */
-    for (int i = 0; i < net->graph->n_nodes; i++)
-        if ((st = net_check_node(net->graph, &net->graph->nodes[i], err)))
-            goto fail;
-    if ((st = backend_create(opts ? opts->threads : 0, &net->backend, err)))
-        goto fail;
-    const onnx_graph *g = net->graph;
-    const char *outs[64];
-    int n = g->n_outputs < 64 ? g->n_outputs : 64;
-    for (int i = 0; i < n; i++)
-        outs[i] = g->outputs[i].name;
-    if (n == 0) {
-        st = nm_fail(err, NM_ERR_FORMAT, "%s: graph has no outputs", g->path);
-        goto fail;
+    if (!st)
+        st = net_init(net, opts, err);
+    if (st) {
+        nm_net_close(net);
+        return st;
     }
-    if ((st = nm_net_set_taps(net, outs, n, err)))
-        goto fail;
     *out = net;
     return NM_OK;
-fail:
-    nm_net_close(net);
-    return st;
 }
+
+nm_status net_open_memory(const uint8_t *data, size_t size, const char *name,
+                          const nm_net_options *opts, nm_net **out, nm_error *err)
+{
+    nm_net *net = calloc(1, sizeof *net);
+    if (!net)
+        return nm_fail(err, NM_ERR_NOMEM, "out of memory");
+    nm_status st = onnx_graph_load_memory(data, size, name, &net->graph, err);
+    if (!st)
+        st = net_init(net, opts, err);
+    if (st) {
+        nm_net_close(net);
+        return st;
+    }
+    *out = net;
+    return NM_OK;
+}
+
+nm_backend *net_backend(const nm_net *net) { return net->backend; }
 
 void nm_net_close(nm_net *net)
 {

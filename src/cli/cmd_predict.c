@@ -1,0 +1,208 @@
+/* `nominal predict`: score images with a model; optionally write maps. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli/cli.h"
+#include "io/dataset.h"
+#include "io/npy.h"
+#include "methods/anomaly_map.h"
+
+static void print_help(void)
+{
+    printf("usage: nominal predict MODEL IMAGE|DIR... [--out DIR] [--json] [--threads N]\n"
+           "\n"
+           "Score each image (a folder means every image in it). One line per image:\n"
+           "its path and score; with --json one JSON object per line instead:\n"
+           "  {\"image\", \"score\", \"width\", \"height\", \"map\"?, \"heatmap\"?, \"overlay\"?}\n"
+           "\n"
+           "With --out DIR, per image (named PARENT_STEM, e.g. broken_large_000):\n"
+           "  PARENT_STEM.map.npy      the anomaly map, float32, on the image's own size\n"
+           "  PARENT_STEM.heatmap.png  the map in colour (blue = normal, red = anomalous)\n"
+           "  PARENT_STEM.overlay.png  the heatmap blended over the image\n"
+           "The colour scale is fixed per model (0 .. 2x a typical normal patch score),\n"
+           "so colours mean the same thing on every image.\n");
+}
+
+typedef struct predict_cli {
+    const char *model_path;
+    const char *out_dir;
+    int json;
+    int threads;
+    path_list images;
+} predict_cli;
+
+static int parse_args(int argc, char **argv, predict_cli *c)
+{
+    nm_error err = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        int r;
+        if (cli_is_help(argv[i])) {
+            print_help();
+            return -1;
+        } else if ((r = cli_opt(argc, argv, &i, "--out", &v))) {
+            if (r < 0)
+                return cli_usage_error("predict", "--out needs a folder");
+            c->out_dir = v;
+        } else if ((r = cli_opt(argc, argv, &i, "--threads", &v))) {
+            if (r < 0 || cli_parse_int(v, 0, 1024, &c->threads))
+                return cli_usage_error("predict", "--threads needs a number");
+        } else if (strcmp(argv[i], "--json") == 0) {
+            c->json = 1;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            return cli_usage_error("predict", "unknown option '%s'", argv[i]);
+        } else if (!c->model_path) {
+            c->model_path = argv[i];
+        } else if (path_is_dir(argv[i]) == 1) {
+            path_list dir = {0};
+            if (dataset_list_images(argv[i], &dir, &err))
+                return cli_report(&err);
+            for (int k = 0; k < dir.count; k++)
+                if (path_list_add(&c->images, dir.paths[k], &err)) {
+                    path_list_free(&dir);
+                    return cli_report(&err);
+                }
+            path_list_free(&dir);
+        } else if (path_list_add(&c->images, argv[i], &err)) {
+            return cli_report(&err);
+        }
+    }
+    if (!c->model_path)
+        return cli_usage_error("predict", "missing MODEL");
+    if (!c->images.count)
+        return cli_usage_error("predict", "no IMAGE or DIR given");
+    return 0;
+}
+
+/* "…/broken_large/000.png" -> "broken_large_000" */
+static void output_stem(const char *path, char *out, size_t n)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const char *parent = NULL;
+    size_t parent_len = 0;
+    if (base > path + 1) {
+        const char *end = base - 1;
+        while (end > path && end[-1] == '/') /* "a//b.png" */
+            end--;
+        const char *start = end;
+        while (start > path && start[-1] != '/')
+            start--;
+        parent = start;
+        parent_len = (size_t)(end - start);
+    }
+    const char *dot = strrchr(base, '.');
+    size_t base_len = dot ? (size_t)(dot - base) : strlen(base);
+    if (parent && parent_len && !(parent_len == 1 && parent[0] == '.'))
+        snprintf(out, n, "%.*s_%.*s", (int)parent_len, parent, (int)base_len, base);
+    else
+        snprintf(out, n, "%.*s", (int)base_len, base);
+}
+
+static nm_status write_outputs(const predict_cli *c, const nm_image *img, const nm_result *r,
+                               float hi, const char *stem, cJSON *obj, nm_error *err)
+{
+    char path[4096];
+    int64_t dims[2] = {r->height, r->width};
+    size_t n = (size_t)r->width * (size_t)r->height;
+    uint8_t *rgb = malloc(n * 3);
+    if (!rgb)
+        return NM_ERR_NOMEM;
+    snprintf(path, sizeof path, "%s/%s.map.npy", c->out_dir, stem);
+    nm_status st = npy_write_f32(path, r->map, dims, 2, err);
+    if (!st && obj)
+        cJSON_AddStringToObject(obj, "map", path);
+    if (!st) {
+        map_colorize(r->map, r->width, r->height, 0.0f, hi, rgb);
+        snprintf(path, sizeof path, "%s/%s.heatmap.png", c->out_dir, stem);
+        st = nm_png_write(path, rgb, r->width, r->height, 3, 8, err);
+        if (!st && obj)
+            cJSON_AddStringToObject(obj, "heatmap", path);
+    }
+    if (!st) {
+        map_overlay(img, r->map, 0.0f, hi, 0.6f, rgb);
+        snprintf(path, sizeof path, "%s/%s.overlay.png", c->out_dir, stem);
+        st = nm_png_write(path, rgb, r->width, r->height, 3, 8, err);
+        if (!st && obj)
+            cJSON_AddStringToObject(obj, "overlay", path);
+    }
+    free(rgb);
+    return st;
+}
+
+static int predict_one(const predict_cli *c, nm_model *model, float hi, const char *path)
+{
+    nm_error err = {0};
+    nm_image img = {0};
+    nm_result r = {0};
+    int rc = EXIT_OK;
+    if (nm_image_load(path, 0, &img, &err) ||
+        nm_model_score(model, &img, c->out_dir != NULL, &r, &err)) {
+        rc = cli_report(&err);
+        goto done;
+    }
+    cJSON *obj = c->json ? cJSON_CreateObject() : NULL;
+    if (obj) {
+        cJSON_AddStringToObject(obj, "image", path);
+        cJSON_AddNumberToObject(obj, "score", r.score);
+        cJSON_AddNumberToObject(obj, "width", r.width);
+        cJSON_AddNumberToObject(obj, "height", r.height);
+    }
+    if (c->out_dir) {
+        char stem[1024];
+        output_stem(path, stem, sizeof stem);
+        if (write_outputs(c, &img, &r, hi, stem, obj, &err))
+            rc = cli_report(&err);
+    }
+    if (obj) {
+        char *s = cJSON_PrintUnformatted(obj);
+        if (s)
+            printf("%s\n", s);
+        free(s);
+        cJSON_Delete(obj);
+    } else {
+        printf("%-60s %.6g\n", path, r.score);
+    }
+    fflush(stdout);
+done:
+    nm_result_free(&r);
+    nm_image_free(&img);
+    return rc;
+}
+
+int cmd_predict(int argc, char **argv)
+{
+    predict_cli c;
+    memset(&c, 0, sizeof c);
+    int rc = parse_args(argc, argv, &c);
+    if (rc != 0) {
+        path_list_free(&c.images);
+        return rc < 0 ? EXIT_OK : rc;
+    }
+    if (c.out_dir && mkdir(c.out_dir, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "nominal: %s: cannot create folder: %s\n", c.out_dir, strerror(errno));
+        path_list_free(&c.images);
+        return EXIT_IO;
+    }
+    nm_error err = {0};
+    nm_model *model = NULL;
+    if (nm_model_load(c.model_path, c.threads, &model, &err)) {
+        path_list_free(&c.images);
+        return cli_report(&err);
+    }
+    nm_model_info info;
+    nm_model_get_info(model, &info);
+    float hi = info.map_scale > 0 ? 2.0f * info.map_scale : 1.0f;
+    for (int i = 0; i < c.images.count; i++) {
+        int r = predict_one(&c, model, hi, c.images.paths[i]);
+        if (r != EXIT_OK)
+            rc = r; /* go on with the other images, but report failure */
+    }
+    nm_model_close(model);
+    path_list_free(&c.images);
+    return rc;
+}

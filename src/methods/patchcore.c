@@ -1,0 +1,391 @@
+/*
+ * PatchCore (Roth et al., CVPR 2022), following amazon-science's
+ * patchcore-inspection: locally aware patch features from two or more taps,
+ * a memory bank subsampled by approximate greedy k-center coreset, and the
+ * squared Euclidean distance of each test patch to its nearest bank entry
+ * (faiss IndexFlatL2's measure) as the patch score; the image score is the
+ * largest patch score. `distance=euclidean` gives anomalib's unsquared
+ * distance instead.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "methods/coreset.h"
+#include "methods/knn.h"
+#include "methods/method.h"
+#include "methods/patch_features.h"
+
+typedef struct patchcore {
+    /* settings */
+    double coreset_fraction;
+    int k;
+    int euclidean;
+    patch_feature_config pf;
+    /* fit: all training patch features, rows of pf.out_dim */
+    float *features;
+    size_t n_rows, cap_rows;
+    /* the memory bank: owned after fit, borrowed from the model file after load */
+    float *bank_owned;
+    const float *bank;
+    size_t bank_rows;
+    float normal_scale;
+    float coreset_radius;
+    knn_index *index;
+    /* scoring scratch, grown on demand */
+    float *scratch_features;
+    size_t scratch_rows;
+    float *scratch_dist;
+} patchcore;
+
+static void pc_destroy(void *state)
+{
+    patchcore *pc = state;
+    if (!pc)
+        return;
+    knn_index_free(pc->index);
+    free(pc->features);
+    free(pc->bank_owned);
+    free(pc->scratch_features);
+    free(pc->scratch_dist);
+    free(pc);
+}
+
+static nm_status parse_int(const nm_param *p, int lo, int hi, int *out, nm_error *err)
+{
+    char *end;
+    long v = strtol(p->value, &end, 10);
+    if (end == p->value || *end || v < lo || v > hi)
+        return nm_fail(err, NM_ERR_ARG, "patchcore: %s=%s: expected an integer %d..%d",
+                       p->key, p->value, lo, hi);
+    *out = (int)v;
+    return NM_OK;
+}
+
+static nm_status pc_create(const nm_param *params, int n_params, void **state,
+                           nm_error *err)
+{
+    patchcore *pc = calloc(1, sizeof *pc);
+    if (!pc)
+        return nm_fail(err, NM_ERR_NOMEM, "patchcore: out of memory");
+    pc->coreset_fraction = 0.1;
+    pc->k = 1;
+    patch_feature_config_default(&pc->pf);
+    nm_status st = NM_OK;
+    for (int i = 0; i < n_params && !st; i++) {
+        const nm_param *p = &params[i];
+        if (strcmp(p->key, "coreset") == 0) {
+            char *end;
+            double f = strtod(p->value, &end);
+            if (*end == '%') {
+                f /= 100.0;
+                end++;
+            }
+            if (end == p->value || *end || !(f > 0 && f <= 1))
+                st = nm_fail(err, NM_ERR_ARG,
+                             "patchcore: coreset=%s: expected a fraction in (0, 1] "
+                             "(e.g. 0.1 or 10%%)", p->value);
+            pc->coreset_fraction = f;
+        } else if (strcmp(p->key, "k") == 0) {
+            st = parse_int(p, 1, 64, &pc->k, err);
+        } else if (strcmp(p->key, "patch") == 0) {
+            st = parse_int(p, 1, 15, &pc->pf.patch_size, err);
+            if (!st && pc->pf.patch_size % 2 == 0)
+                st = nm_fail(err, NM_ERR_ARG, "patchcore: patch=%s: must be odd", p->value);
+        } else if (strcmp(p->key, "dim") == 0) {
+            st = parse_int(p, 1, 65536, &pc->pf.out_dim, err);
+        } else if (strcmp(p->key, "tap_dim") == 0) {
+            st = parse_int(p, 1, 65536, &pc->pf.per_tap_dim, err);
+        } else if (strcmp(p->key, "distance") == 0) {
+            if (strcmp(p->value, "squared") == 0)
+                pc->euclidean = 0;
+            else if (strcmp(p->value, "euclidean") == 0)
+                pc->euclidean = 1;
+            else
+                st = nm_fail(err, NM_ERR_ARG,
+                             "patchcore: distance=%s: expected 'squared' or 'euclidean'",
+                             p->value);
+        } else {
+            st = nm_fail(err, NM_ERR_ARG, "patchcore: unknown setting '%s' "
+                                          "(see `nominal fit --help`)", p->key);
+        }
+    }
+    if (st) {
+        pc_destroy(pc);
+        return st;
+    }
+    *state = pc;
+    return NM_OK;
+}
+
+static void pc_grid(void *state, const nm_tensor *taps, int n_taps, int *w, int *h)
+{
+    (void)state;
+    (void)n_taps;
+    *h = (int)taps[0].dims[2];
+    *w = (int)taps[0].dims[3];
+}
+
+static size_t patches_of(const nm_tensor *taps)
+{
+    return (size_t)taps[0].dims[0] * (size_t)taps[0].dims[2] * (size_t)taps[0].dims[3];
+}
+
+static nm_status pc_fit_add(void *state, const method_context *ctx, const nm_tensor *taps,
+                            int n_taps, nm_error *err)
+{
+    (void)ctx;
+    patchcore *pc = state;
+    size_t rows = patches_of(taps);
+    size_t dim = (size_t)pc->pf.out_dim;
+    if (pc->n_rows + rows > pc->cap_rows) {
+        size_t cap = pc->cap_rows ? pc->cap_rows : rows * 16;
+        while (cap < pc->n_rows + rows)
+            cap *= 2;
+        float *p = realloc(pc->features, cap * dim * sizeof(float));
+        if (!p)
+            return nm_fail(err, NM_ERR_NOMEM,
+                           "patchcore: out of memory holding %zu training patches", cap);
+        pc->features = p;
+        pc->cap_rows = cap;
+    }
+    nm_status st = patch_features_compute(&pc->pf, taps, n_taps,
+                                          pc->features + pc->n_rows * dim, err);
+    if (st)
+        return st;
+    pc->n_rows += rows;
+    return NM_OK;
+}
+
+static nm_status ensure_scratch(patchcore *pc, size_t rows, nm_error *err)
+{
+    if (rows <= pc->scratch_rows)
+        return NM_OK;
+    free(pc->scratch_features);
+    free(pc->scratch_dist);
+    pc->scratch_features = malloc(rows * (size_t)pc->pf.out_dim * sizeof(float));
+    pc->scratch_dist = malloc(rows * (size_t)pc->k * sizeof(float));
+    pc->scratch_rows = (pc->scratch_features && pc->scratch_dist) ? rows : 0;
+    if (!pc->scratch_rows)
+        return nm_fail(err, NM_ERR_NOMEM, "patchcore: out of memory");
+    return NM_OK;
+}
+
+/* Patch scores for rows of features: mean of the k nearest distances. */
+static nm_status score_rows(patchcore *pc, const method_context *ctx, const float *rows,
+                            size_t n, float *scores, nm_error *err)
+{
+    if (!pc->index) {
+        nm_status st = knn_index_create(ctx->backend, pc->bank, (int64_t)pc->bank_rows,
+                                        pc->pf.out_dim, &pc->index, err);
+        if (st)
+            return st;
+    }
+    nm_status st = knn_search(pc->index, rows, (int64_t)n, pc->k, pc->scratch_dist, err);
+    if (st)
+        return st;
+    for (size_t i = 0; i < n; i++) {
+        double s = 0;
+        for (int j = 0; j < pc->k; j++) {
+            float d = pc->scratch_dist[i * (size_t)pc->k + (size_t)j];
+            s += pc->euclidean ? sqrt(d) : d;
+        }
+        scores[i] = (float)(s / pc->k);
+    }
+    return NM_OK;
+}
+
+static int compare_floats(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* A typical normal patch score: the 99th percentile over a sample of
+ * training patches scored against the finished bank (patches that made it
+ * into the bank score 0, the rest show the bank's coverage). */
+static nm_status estimate_normal_scale(patchcore *pc, const method_context *ctx,
+                                       nm_error *err)
+{
+    size_t sample = pc->n_rows < 2048 ? pc->n_rows : 2048;
+    size_t dim = (size_t)pc->pf.out_dim;
+    nm_status st = ensure_scratch(pc, sample, err);
+    if (st)
+        return st;
+    uint64_t x = ctx->seed * 0x9E3779B97F4A7C15ull + 12345;
+    for (size_t i = 0; i < sample; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        size_t r = sample == pc->n_rows ? i : (size_t)(x % pc->n_rows);
+        memcpy(pc->scratch_features + i * dim, pc->features + r * dim, dim * sizeof(float));
+    }
+    float *scores = malloc(sample * sizeof(float));
+    if (!scores)
+        return nm_fail(err, NM_ERR_NOMEM, "patchcore: out of memory");
+    st = score_rows(pc, ctx, pc->scratch_features, sample, scores, err);
+    if (!st) {
+        qsort(scores, sample, sizeof(float), compare_floats);
+        pc->normal_scale = scores[(size_t)(0.99 * (double)(sample - 1))];
+    }
+    free(scores);
+    return st;
+}
+
+static void coreset_progress(void *c, size_t done, size_t total)
+{
+    const method_context *ctx = c;
+    if (ctx->progress)
+        ctx->progress(ctx->progress_ctx, "coreset", done, total);
+}
+
+static nm_status pc_fit_finish(void *state, const method_context *ctx, nm_error *err)
+{
+    patchcore *pc = state;
+    if (pc->n_rows == 0)
+        return nm_fail(err, NM_ERR_ARG, "patchcore: no training patches");
+    coreset_options co;
+    coreset_options_default(&co);
+    co.fraction = pc->coreset_fraction;
+    co.seed = ctx->seed;
+    co.progress = coreset_progress;
+    co.progress_ctx = (void *)ctx;
+    size_t *idx = NULL, count = 0;
+    nm_status st = coreset_greedy_select(pc->features, pc->n_rows, pc->pf.out_dim, &co,
+                                         &idx, &count, &pc->coreset_radius, err);
+    if (st)
+        return st;
+    size_t dim = (size_t)pc->pf.out_dim;
+    pc->bank_owned = malloc(count * dim * sizeof(float));
+    if (!pc->bank_owned) {
+        free(idx);
+        return nm_fail(err, NM_ERR_NOMEM, "patchcore: out of memory for the bank");
+    }
+    for (size_t i = 0; i < count; i++)
+        memcpy(pc->bank_owned + i * dim, pc->features + idx[i] * dim, dim * sizeof(float));
+    free(idx);
+    pc->bank = pc->bank_owned;
+    pc->bank_rows = count;
+    st = estimate_normal_scale(pc, ctx, err);
+    free(pc->features);
+    pc->features = NULL;
+    pc->n_rows = pc->cap_rows = 0;
+    return st;
+}
+
+static nm_status pc_score(void *state, const method_context *ctx, const nm_tensor *taps,
+                          int n_taps, float *patch_scores, float *image_scores,
+                          nm_error *err)
+{
+    patchcore *pc = state;
+    size_t rows = patches_of(taps);
+    nm_status st = ensure_scratch(pc, rows, err);
+    if (!st)
+        st = patch_features_compute(&pc->pf, taps, n_taps, pc->scratch_features, err);
+    if (!st)
+        st = score_rows(pc, ctx, pc->scratch_features, rows, patch_scores, err);
+    if (st)
+        return st;
+    size_t per = rows / (size_t)taps[0].dims[0];
+    for (int64_t n = 0; n < taps[0].dims[0]; n++) {
+        float m = -INFINITY;
+        for (size_t i = 0; i < per; i++)
+            m = fmaxf(m, patch_scores[(size_t)n * per + i]);
+        image_scores[n] = m;
+    }
+    return NM_OK;
+}
+
+static void pc_describe(void *state, cJSON *o)
+{
+    patchcore *pc = state;
+    cJSON_AddNumberToObject(o, "coreset", pc->coreset_fraction);
+    cJSON_AddNumberToObject(o, "k", pc->k);
+    cJSON_AddStringToObject(o, "distance", pc->euclidean ? "euclidean" : "squared");
+    cJSON_AddNumberToObject(o, "patch", pc->pf.patch_size);
+    cJSON_AddNumberToObject(o, "tap_dim", pc->pf.per_tap_dim);
+    cJSON_AddNumberToObject(o, "dim", pc->pf.out_dim);
+    cJSON_AddNumberToObject(o, "bank_rows", (double)pc->bank_rows);
+    cJSON_AddNumberToObject(o, "normal_scale", pc->normal_scale);
+    cJSON_AddNumberToObject(o, "coreset_radius", pc->coreset_radius);
+}
+
+static nm_status pc_save(void *state, model_writer *w, nm_error *err)
+{
+    patchcore *pc = state;
+    return model_writer_add(w, "BANK", pc->bank,
+                            pc->bank_rows * (size_t)pc->pf.out_dim * sizeof(float), err);
+}
+
+static double json_number(const cJSON *o, const char *key, double dflt)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+}
+
+static nm_status pc_load(const cJSON *o, const model_file *f, void **state, nm_error *err)
+{
+    patchcore *pc = calloc(1, sizeof *pc);
+    if (!pc)
+        return nm_fail(err, NM_ERR_NOMEM, "patchcore: out of memory");
+    pc->coreset_fraction = json_number(o, "coreset", 0.1);
+    pc->k = (int)json_number(o, "k", 1);
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "distance");
+    pc->euclidean = cJSON_IsString(d) && strcmp(d->valuestring, "euclidean") == 0;
+    pc->pf.patch_size = (int)json_number(o, "patch", 3);
+    pc->pf.per_tap_dim = (int)json_number(o, "tap_dim", 1024);
+    pc->pf.out_dim = (int)json_number(o, "dim", 1024);
+    pc->bank_rows = (size_t)json_number(o, "bank_rows", 0);
+    pc->normal_scale = (float)json_number(o, "normal_scale", 0);
+    pc->coreset_radius = (float)json_number(o, "coreset_radius", 0);
+    const model_section *bank = model_file_find(f, "BANK");
+    nm_status st = NM_OK;
+    if (pc->k < 1 || pc->k > 64 || pc->pf.out_dim < 1 || pc->pf.patch_size < 1 ||
+        pc->pf.per_tap_dim < 1)
+        st = nm_fail(err, NM_ERR_FORMAT, "%s: invalid PatchCore settings", f->path);
+    else if (!bank)
+        st = nm_fail(err, NM_ERR_FORMAT, "%s: PatchCore model has no BANK section", f->path);
+    else if (pc->bank_rows == 0 || (size_t)pc->k > pc->bank_rows ||
+             bank->size != pc->bank_rows * (size_t)pc->pf.out_dim * sizeof(float))
+        st = nm_fail(err, NM_ERR_FORMAT,
+                     "%s: BANK holds %zu bytes, expected %zu rows of %d floats", f->path,
+                     bank->size, pc->bank_rows, pc->pf.out_dim);
+    if (st) {
+        pc_destroy(pc);
+        return st;
+    }
+    pc->bank = (const float *)bank->data; /* 64-byte aligned in the file buffer */
+    *state = pc;
+    return NM_OK;
+}
+
+static void pc_bank_size(void *state, size_t *rows, int *dim)
+{
+    patchcore *pc = state;
+    *rows = pc->bank_rows;
+    *dim = pc->pf.out_dim;
+}
+
+static float pc_normal_scale(void *state) { return ((patchcore *)state)->normal_scale; }
+
+const method_ops patchcore_method = {
+    .name = "patchcore",
+    .help = "  coreset=F      memory bank fraction, 0.01..1 or 1%..100% (default 0.1)\n"
+            "  k=N            neighbours averaged per patch score (default 1)\n"
+            "  distance=D     squared (patchcore-inspection, default) or euclidean (anomalib)\n"
+            "  patch=N        neighbourhood size for local aggregation (default 3)\n"
+            "  tap_dim=N      per-tap feature size after pooling (default 1024)\n"
+            "  dim=N          final patch feature size (default 1024)\n",
+    .create = pc_create,
+    .fit_add = pc_fit_add,
+    .fit_finish = pc_fit_finish,
+    .grid = pc_grid,
+    .score = pc_score,
+    .describe = pc_describe,
+    .save = pc_save,
+    .load = pc_load,
+    .bank_size = pc_bank_size,
+    .normal_scale = pc_normal_scale,
+    .destroy = pc_destroy,
+};
