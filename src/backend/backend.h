@@ -93,6 +93,19 @@ typedef struct backend_plan backend_plan;
 nm_status backend_create(int threads, nm_backend **out, nm_error *err);
 void backend_destroy(nm_backend *be);
 int backend_threads(const nm_backend *be);
+
+/* A matmul with a fixed right-hand side, c = a . b^T with b [n][k]
+ * row-major: b is reordered once into the layout the library prefers for
+ * m_hint rows of a, and the primitive is kept for the last m seen, so a
+ * run is only the product. (Nearest-neighbour search against a bank.) */
+typedef struct backend_matmul_plan backend_matmul_plan;
+nm_status backend_matmul_prepare(nm_backend *be, const float *b, int64_t n, int64_t k,
+                                 int64_t m_hint, backend_matmul_plan **out,
+                                 nm_error *err);
+/* c [m][n] = a [m][k] . b^T */
+nm_status backend_matmul_run(backend_matmul_plan *p, const float *a, int64_t m, float *c,
+                             nm_error *err);
+void backend_matmul_plan_free(backend_matmul_plan *p);
 /* Human-readable description ("oneDNN 2.6.3 cpu, omp, 2 threads, isa ..."). */
 const char *backend_describe(const nm_backend *be);
 

@@ -1144,3 +1144,169 @@ nm_status backend_matmul(nm_backend *be, const float *a, const float *b, float *
 }
 
 int backend_threads(const nm_backend *be) { return be->threads; }
+
+/* ------------------------------------------------- matmul with a fixed b */
+
+struct backend_matmul_plan {
+    nm_backend *be;
+    int64_t n, k;
+    dnnl_memory_desc_t b_md; /* the packed layout chosen at prepare time */
+    dnnl_memory_t b_mem;     /* owned packed copy */
+    int64_t m;               /* shape of the cached primitive, 0 = none */
+    dnnl_primitive_t prim;
+    dnnl_memory_t a_mem, c_mem, scratch_mem;
+    void *scratch;
+};
+
+static void matmul_plan_drop_primitive(backend_matmul_plan *p)
+{
+    if (p->prim)
+        dnnl_primitive_destroy(p->prim);
+    if (p->a_mem)
+        dnnl_memory_destroy(p->a_mem);
+    if (p->c_mem)
+        dnnl_memory_destroy(p->c_mem);
+    if (p->scratch_mem)
+        dnnl_memory_destroy(p->scratch_mem);
+    free(p->scratch);
+    p->prim = NULL;
+    p->a_mem = p->c_mem = p->scratch_mem = NULL;
+    p->scratch = NULL;
+    p->m = 0;
+}
+
+void backend_matmul_plan_free(backend_matmul_plan *p)
+{
+    if (!p)
+        return;
+    matmul_plan_drop_primitive(p);
+    if (p->b_mem)
+        dnnl_memory_destroy(p->b_mem);
+    free(p);
+}
+
+/* Primitive descriptor for m rows against b in layout b_md (any = let the
+ * library choose). */
+static nm_status matmul_pd(nm_backend *be, int64_t m, int64_t k, int64_t n,
+                           const dnnl_memory_desc_t *b_md, dnnl_primitive_desc_t *pd,
+                           nm_error *err)
+{
+    dnnl_memory_desc_t a_md, c_md;
+    dnnl_dims_t ad = {m, k}, cd = {m, n};
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&a_md, 2, ad, dnnl_f32, dnnl_ab), err, "matmul");
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&c_md, 2, cd, dnnl_f32, dnnl_ab), err, "matmul");
+    dnnl_matmul_desc_t desc;
+    DNNL_TRY(dnnl_matmul_desc_init(&desc, &a_md, b_md, NULL, &c_md), err, "matmul");
+    dnnl_primitive_attr_t attr;
+    nm_status st = make_attr(&attr, err);
+    if (st)
+        return st;
+    dnnl_status_t s = dnnl_primitive_desc_create(pd, &desc, attr, be->engine, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (s != dnnl_success)
+        return nm_fail(err, NM_ERR_BACKEND, "matmul %lldx%lldx%lld: oneDNN: %s",
+                       (long long)m, (long long)k, (long long)n, dnnl_status_text(s));
+    return NM_OK;
+}
+
+nm_status backend_matmul_prepare(nm_backend *be, const float *b, int64_t n, int64_t k,
+                                 int64_t m_hint, backend_matmul_plan **out, nm_error *err)
+{
+    if (n <= 0 || k <= 0 || m_hint <= 0)
+        return nm_fail(err, NM_ERR_ARG, "matmul plan: empty operand");
+    backend_matmul_plan *p = calloc(1, sizeof *p);
+    if (!p)
+        return nm_fail(err, NM_ERR_NOMEM, "matmul plan: out of memory");
+    p->be = be;
+    p->n = n;
+    p->k = k;
+    dnnl_memory_desc_t any, plain;
+    dnnl_dims_t bd = {k, n};
+    dnnl_primitive_desc_t pd = NULL;
+    nm_status st = NM_OK;
+    if (dnnl_memory_desc_init_by_tag(&any, 2, bd, dnnl_f32, dnnl_format_tag_any) ||
+        dnnl_memory_desc_init_by_tag(&plain, 2, bd, dnnl_f32, dnnl_ba))
+        st = nm_fail(err, NM_ERR_BACKEND, "matmul plan: memory descriptor");
+    if (!st)
+        st = matmul_pd(be, m_hint, k, n, &any, &pd, err);
+    if (!st) {
+        p->b_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        dnnl_primitive_desc_destroy(pd);
+        backend_plan tmp = {.be = be}; /* constant_mem owns into a plan */
+        dnnl_memory_t packed = NULL;
+        st = constant_mem(&tmp, &plain, &p->b_md, b, "matmul plan", &packed, err);
+        /* take the packed memory out of the temporary plan's ownership */
+        if (!st) {
+            p->b_mem = packed;
+            tmp.n_owned = 0;
+        }
+        for (int i = 0; i < tmp.n_owned; i++)
+            dnnl_memory_destroy(tmp.owned_mems[i]);
+        free(tmp.owned_mems);
+    }
+    if (st) {
+        backend_matmul_plan_free(p);
+        return st;
+    }
+    *out = p;
+    return NM_OK;
+}
+
+static nm_status matmul_plan_build(backend_matmul_plan *p, int64_t m, nm_error *err)
+{
+    matmul_plan_drop_primitive(p);
+    dnnl_primitive_desc_t pd;
+    nm_status st = matmul_pd(p->be, m, p->k, p->n, &p->b_md, &pd, err);
+    if (st)
+        return st;
+    const dnnl_memory_desc_t *a_md = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    const dnnl_memory_desc_t *c_md = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    const dnnl_memory_desc_t *s_md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t ssz = s_md ? dnnl_memory_desc_get_size(s_md) : 0;
+    dnnl_status_t s = dnnl_primitive_create(&p->prim, pd);
+    if (s == dnnl_success)
+        s = dnnl_memory_create(&p->a_mem, a_md, p->be->engine, NULL);
+    if (s == dnnl_success)
+        s = dnnl_memory_create(&p->c_mem, c_md, p->be->engine, NULL);
+    if (s == dnnl_success && ssz) {
+        p->scratch = aligned_alloc(64, (ssz + 63) & ~(size_t)63);
+        s = p->scratch ? dnnl_memory_create(&p->scratch_mem, s_md, p->be->engine, p->scratch)
+                       : dnnl_out_of_memory;
+    }
+    dnnl_primitive_desc_destroy(pd);
+    if (s != dnnl_success) {
+        matmul_plan_drop_primitive(p);
+        return nm_fail(err, NM_ERR_BACKEND, "matmul plan: oneDNN: %s", dnnl_status_text(s));
+    }
+    p->m = m;
+    return NM_OK;
+}
+
+nm_status backend_matmul_run(backend_matmul_plan *p, const float *a, int64_t m, float *c,
+                             nm_error *err)
+{
+    if (m <= 0)
+        return nm_fail(err, NM_ERR_ARG, "matmul plan: %lld rows", (long long)m);
+    if (m != p->m) {
+        nm_status st = matmul_plan_build(p, m, err);
+        if (st)
+            return st;
+    }
+    omp_set_num_threads(p->be->threads);
+    dnnl_status_t s = dnnl_memory_set_data_handle(p->a_mem, (void *)a);
+    if (s == dnnl_success)
+        s = dnnl_memory_set_data_handle(p->c_mem, c);
+    if (s == dnnl_success) {
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, p->a_mem},
+                                   {DNNL_ARG_WEIGHTS, p->b_mem},
+                                   {DNNL_ARG_DST, p->c_mem},
+                                   {DNNL_ARG_SCRATCHPAD, p->scratch_mem}};
+        s = dnnl_primitive_execute(p->prim, p->be->stream, p->scratch_mem ? 4 : 3, args);
+        if (s == dnnl_success)
+            s = dnnl_stream_wait(p->be->stream);
+    }
+    if (s != dnnl_success)
+        return nm_fail(err, NM_ERR_BACKEND, "matmul plan: oneDNN execute: %s",
+                       dnnl_status_text(s));
+    return NM_OK;
+}
