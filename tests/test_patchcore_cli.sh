@@ -49,6 +49,12 @@ s2=$($NOM predict "$tmp/m2.nmm" "$img" | awk '{print $2}')
 [ -n "$s1" ] && [ "$s1" = "$s2" ] && echo "ok   deterministic ($s1)" || { echo "FAIL deterministic: $s1 vs $s2"; fails=$((fails + 1)); }
 cmp -s "$tmp/m.nmm" "$tmp/m2.nmm" && echo "ok   identical model files" || echo "note: model files differ (fit time recorded)"
 
+# anomalib's Eq. 7 re-weighting: a weight in (0, 1) times the plain score
+check fit-reweight 0 "bank:" -- $FIT --train "$tmp/train" -o "$tmp/rw.nmm" --coreset 0.1 --reweight 9
+s3=$($NOM predict "$tmp/rw.nmm" "$img" | awk '{print $2}')
+awk -v a="$s3" -v b="$s1" 'BEGIN { exit !(a > 0 && a < b) }' && echo "ok   reweighted score $s3 < plain $s1" || {
+    echo "FAIL reweight: $s3 vs plain $s1"; fails=$((fails + 1)); }
+
 # C API example, linked against the static library
 cc -std=c11 -Wall -Wextra -Werror -Iinclude examples/patchcore.c "$BUILD/libnominal.a" \
     -ldnnl -lprotobuf-c -lturbojpeg -lpng -lcjson -lm -fopenmp $( [ -n "${SAN:-}" ] && echo "$SAN") \

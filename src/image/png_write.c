@@ -75,6 +75,11 @@ static int host_is_little_endian(void)
 static void enc_body(png_encoder *e)
 {
     png_set_write_fn(e->png, e, enc_on_write, enc_on_flush);
+    /* Maps and overlays are written per inspected image: zlib's fastest
+     * level with one filter encodes a 900x900 RGB image several times
+     * faster than the defaults, for files about a third larger. */
+    png_set_compression_level(e->png, 1);
+    png_set_filter(e->png, PNG_FILTER_TYPE_BASE, PNG_FILTER_SUB);
     png_set_IHDR(e->png, e->info, (png_uint_32)e->width,
                  (png_uint_32)e->height, e->bit_depth,
                  e->channels == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB,

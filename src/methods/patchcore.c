@@ -22,6 +22,7 @@ typedef struct patchcore {
     double coreset_fraction;
     int k;
     int euclidean;
+    int reweight; /* anomalib's Eq. 7 support size; 0 = plain max */
     patch_feature_config pf;
     /* fit: all training patch features, rows of pf.out_dim */
     float *features;
@@ -89,6 +90,8 @@ static nm_status pc_create(const nm_param *params, int n_params, void **state,
             pc->coreset_fraction = f;
         } else if (strcmp(p->key, "k") == 0) {
             st = parse_int(p, 1, 64, &pc->k, err);
+        } else if (strcmp(p->key, "reweight") == 0) {
+            st = parse_int(p, 0, 64, &pc->reweight, err);
         } else if (strcmp(p->key, "patch") == 0) {
             st = parse_int(p, 1, 15, &pc->pf.patch_size, err);
             if (!st && pc->pf.patch_size % 2 == 0)
@@ -257,21 +260,83 @@ static nm_status pc_fit_finish(void *state, const method_context *ctx, nm_error 
     if (st)
         return st;
     size_t dim = (size_t)pc->pf.out_dim;
-    pc->bank_owned = malloc(count * dim * sizeof(float));
-    if (!pc->bank_owned) {
+    if (count == pc->n_rows) {
+        /* the whole set (coreset=1): the bank is the feature array itself,
+         * in order; no second copy of it */
         free(idx);
-        return nm_fail(err, NM_ERR_NOMEM, "patchcore: out of memory for the bank");
+        pc->bank_owned = pc->features;
+        pc->features = NULL;
+    } else {
+        pc->bank_owned = malloc(count * dim * sizeof(float));
+        if (!pc->bank_owned) {
+            free(idx);
+            return nm_fail(err, NM_ERR_NOMEM, "patchcore: out of memory for the bank");
+        }
+        for (size_t i = 0; i < count; i++)
+            memcpy(pc->bank_owned + i * dim, pc->features + idx[i] * dim, dim * sizeof(float));
+        free(idx);
     }
-    for (size_t i = 0; i < count; i++)
-        memcpy(pc->bank_owned + i * dim, pc->features + idx[i] * dim, dim * sizeof(float));
-    free(idx);
     pc->bank = pc->bank_owned;
     pc->bank_rows = count;
-    st = estimate_normal_scale(pc, ctx, err);
+    st = pc->features ? estimate_normal_scale(pc, ctx, err) : NM_OK;
     free(pc->features);
     pc->features = NULL;
     pc->n_rows = pc->cap_rows = 0;
     return st;
+}
+
+static double squared_distance(const float *a, const float *b, int dim)
+{
+    double s = 0;
+    for (int i = 0; i < dim; i++) {
+        double d = (double)a[i] - (double)b[i];
+        s += d * d;
+    }
+    return s;
+}
+
+/* The `count` bank rows nearest to row q (q itself first), ascending. */
+static void bank_neighbours(const patchcore *pc, const float *q, int count, size_t *out,
+                            double *out_d)
+{
+    int n = 0;
+    for (size_t r = 0; r < pc->bank_rows; r++) {
+        double d = squared_distance(q, pc->bank + r * (size_t)pc->pf.out_dim, pc->pf.out_dim);
+        if (n == count && d >= out_d[n - 1])
+            continue;
+        int i = n < count ? n++ : n - 1;
+        while (i > 0 && out_d[i - 1] > d) {
+            out_d[i] = out_d[i - 1];
+            out[i] = out[i - 1];
+            i--;
+        }
+        out_d[i] = d;
+        out[i] = r;
+    }
+}
+
+/* anomalib's re-weighting (PatchCore paper, Eq. 7): scale the image score
+ * by 1 - softmax of the most anomalous patch's distances to the bank
+ * neighbourhood of its nearest bank entry, taken at that entry. A patch
+ * whose nearest entry sits in a dense region of the bank is trusted more. */
+static float reweighted_score(const patchcore *pc, const float *feature, float score)
+{
+    size_t nn;
+    double nn_d;
+    bank_neighbours(pc, feature, 1, &nn, &nn_d);
+    size_t support[64];
+    double support_d[64];
+    int count = pc->reweight < (int)pc->bank_rows ? pc->reweight : (int)pc->bank_rows;
+    bank_neighbours(pc, pc->bank + nn * (size_t)pc->pf.out_dim, count, support, support_d);
+    double d[64], top = -INFINITY, sum = 0;
+    for (int i = 0; i < count; i++) {
+        d[i] = sqrt(squared_distance(feature, pc->bank + support[i] * (size_t)pc->pf.out_dim,
+                                     pc->pf.out_dim));
+        top = fmax(top, d[i]);
+    }
+    for (int i = 0; i < count; i++)
+        sum += exp(d[i] - top);
+    return (float)((1.0 - exp(d[0] - top) / sum) * score);
 }
 
 static nm_status pc_score(void *state, const method_context *ctx, const nm_tensor *taps,
@@ -289,9 +354,14 @@ static nm_status pc_score(void *state, const method_context *ctx, const nm_tenso
         return st;
     size_t per = rows / (size_t)taps[0].dims[0];
     for (int64_t n = 0; n < taps[0].dims[0]; n++) {
-        float m = -INFINITY;
-        for (size_t i = 0; i < per; i++)
-            m = fmaxf(m, patch_scores[(size_t)n * per + i]);
+        size_t best = 0;
+        for (size_t i = 1; i < per; i++)
+            if (patch_scores[(size_t)n * per + i] > patch_scores[(size_t)n * per + best])
+                best = i;
+        float m = patch_scores[(size_t)n * per + best];
+        if (pc->reweight > 1) /* one neighbour: anomalib also keeps the max */
+            m = reweighted_score(pc, pc->scratch_features +
+                                         ((size_t)n * per + best) * (size_t)pc->pf.out_dim, m);
         image_scores[n] = m;
     }
     return NM_OK;
@@ -303,6 +373,7 @@ static void pc_describe(void *state, cJSON *o)
     cJSON_AddNumberToObject(o, "coreset", pc->coreset_fraction);
     cJSON_AddNumberToObject(o, "k", pc->k);
     cJSON_AddStringToObject(o, "distance", pc->euclidean ? "euclidean" : "squared");
+    cJSON_AddNumberToObject(o, "reweight", pc->reweight);
     cJSON_AddNumberToObject(o, "patch", pc->pf.patch_size);
     cJSON_AddNumberToObject(o, "tap_dim", pc->pf.per_tap_dim);
     cJSON_AddNumberToObject(o, "dim", pc->pf.out_dim);
@@ -331,6 +402,7 @@ static nm_status pc_load(const cJSON *o, const model_file *f, void **state, nm_e
         return nm_fail(err, NM_ERR_NOMEM, "patchcore: out of memory");
     pc->coreset_fraction = json_number(o, "coreset", 0.1);
     pc->k = (int)json_number(o, "k", 1);
+    pc->reweight = (int)json_number(o, "reweight", 0);
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "distance");
     pc->euclidean = cJSON_IsString(d) && strcmp(d->valuestring, "euclidean") == 0;
     pc->pf.patch_size = (int)json_number(o, "patch", 3);
@@ -341,7 +413,7 @@ static nm_status pc_load(const cJSON *o, const model_file *f, void **state, nm_e
     pc->coreset_radius = (float)json_number(o, "coreset_radius", 0);
     const model_section *bank = model_file_find(f, "BANK");
     nm_status st = NM_OK;
-    if (pc->k < 1 || pc->k > 64 || pc->pf.out_dim < 1 || pc->pf.patch_size < 1 ||
+    if (pc->k < 1 || pc->k > 64 || pc->reweight < 0 || pc->reweight > 64 || pc->pf.out_dim < 1 || pc->pf.patch_size < 1 ||
         pc->pf.per_tap_dim < 1)
         st = nm_fail(err, NM_ERR_FORMAT, "%s: invalid PatchCore settings", f->path);
     else if (!bank)
@@ -374,6 +446,8 @@ const method_ops patchcore_method = {
     .help = "  coreset=F      memory bank fraction, 0.01..1 or 1%..100% (default 0.1)\n"
             "  k=N            neighbours averaged per patch score (default 1)\n"
             "  distance=D     squared (patchcore-inspection, default) or euclidean (anomalib)\n"
+            "  reweight=N     anomalib's Eq. 7 image-score re-weighting over N bank\n"
+            "                 neighbours (anomalib uses 9; default 0 = plain maximum)\n"
             "  patch=N        neighbourhood size for local aggregation (default 3)\n"
             "  tap_dim=N      per-tap feature size after pooling (default 1024)\n"
             "  dim=N          final patch feature size (default 1024)\n",
