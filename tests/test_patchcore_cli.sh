@@ -1,6 +1,17 @@
 #!/bin/sh
 # PatchCore through the CLI and the C API on a handful of bottle images:
 # save/load round trip (same scores), the model file describes itself, and
+# eval: plain layout without masks (image metrics only), and its errors
+mkdir -p "$tmp/evgood" "$tmp/evbad"
+cp "$BOTTLE"/test/good/00[0-3].png "$tmp/evgood/"
+cp "$BOTTLE"/test/broken_large/00[0-3].png "$tmp/evbad/"
+check eval-help 0 "AU-PRO" -- $NOM eval --help
+check eval-plain 0 "all                     8   1.0000" -- $NOM eval "$tmp/m.nmm" --good "$tmp/evgood" --bad "$tmp/evbad"
+check eval-not-mvtec 3 "no test/ folder" -- $NOM eval "$tmp/m.nmm" "$tmp/train"
+mkdir -p "$tmp/onlygood/test"
+cp -r "$tmp/evgood" "$tmp/onlygood/test/good"
+check eval-one-class 2 "anomalous" -- $NOM eval "$tmp/m.nmm" "$tmp/onlygood"
+
 # bad input gets a clear one-line error and a meaningful exit code.
 set -u
 BUILD=${NOMINAL_BUILD:-build}
@@ -63,6 +74,17 @@ if [ -x "$tmp/pc_example" ]; then
     check c-api-example 0 "score" -- "$tmp/pc_example" "$BB" stage2,stage3 "$tmp/api.nmm" "$img" \
         "$tmp"/train/000.png "$tmp"/train/001.png "$tmp"/train/002.png
 fi
+
+# eval: plain layout without masks (image metrics only), and its errors
+mkdir -p "$tmp/evgood" "$tmp/evbad"
+cp "$BOTTLE"/test/good/00[0-3].png "$tmp/evgood/"
+cp "$BOTTLE"/test/broken_large/00[0-3].png "$tmp/evbad/"
+check eval-help 0 "AU-PRO" -- $NOM eval --help
+check eval-plain 0 "all                     8   1.0000" -- $NOM eval "$tmp/m.nmm" --good "$tmp/evgood" --bad "$tmp/evbad"
+check eval-not-mvtec 3 "no test/ folder" -- $NOM eval "$tmp/m.nmm" "$tmp/train"
+mkdir -p "$tmp/onlygood/test"
+cp -r "$tmp/evgood" "$tmp/onlygood/test/good"
+check eval-one-class 2 "anomalous" -- $NOM eval "$tmp/m.nmm" "$tmp/onlygood"
 
 # bad input
 check fit-empty-folder 2 "empty: no images" -- $FIT --train "$tmp/empty" -o "$tmp/x.nmm"

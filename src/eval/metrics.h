@@ -1,0 +1,48 @@
+/*
+ * Anomaly-detection metrics, computed the way the MVTec AD protocol and
+ * scikit-learn define them, in bounded memory.
+ *
+ * Image level: AUROC (ties count 1/2, = sklearn.metrics.roc_auc_score),
+ * AUPR (= sklearn average_precision_score), F1-max and its threshold.
+ * Pixel level: AUROC over all pixels pooled (up to ~100 M pixels: scores as
+ * 32-bit floats sorted once), and AU-PRO integrated to FPR 0.3 and divided
+ * by 0.3 exactly as the official MVTec evaluation does it (8-connected
+ * defect regions per mask; all pixels sorted by score; cumulative FPR over
+ * normal pixels and mean per-region overlap; the last point of each tie
+ * group; trapezoid with linear interpolation at the limit).
+ */
+#ifndef NM_EVAL_METRICS_H
+#define NM_EVAL_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nominal.h"
+
+typedef struct binary_metrics {
+    double auroc;
+    double aupr;
+    double f1_max;
+    double f1_threshold; /* score at which F1 is largest (predict >= it) */
+} binary_metrics;
+
+/* scores[n], labels[n] (1 = anomalous). Needs both classes, else
+ * NM_ERR_ARG with a message saying which class is missing. */
+nm_status metrics_binary(const float *scores, const uint8_t *labels, size_t n,
+                         binary_metrics *out, nm_error *err);
+
+/* Accumulates pixel maps image by image, then computes pixel AUROC and
+ * AU-PRO. Maps and masks are width x height, row-major; mask != 0 marks a
+ * defect pixel. Memory: 8 bytes per pixel added, 16 while finishing
+ * (the sort needs a scratch copy). */
+typedef struct pixel_metrics pixel_metrics;
+
+nm_status pixel_metrics_create(pixel_metrics **out, nm_error *err);
+nm_status pixel_metrics_add(pixel_metrics *pm, const float *map, const uint8_t *mask,
+                            int width, int height, nm_error *err);
+/* fpr_limit 0.3 for the standard AU-PRO. */
+nm_status pixel_metrics_finish(pixel_metrics *pm, double fpr_limit, double *pixel_auroc,
+                               double *au_pro, nm_error *err);
+void pixel_metrics_free(pixel_metrics *pm);
+
+#endif
