@@ -6,23 +6,7 @@ BUILD=${NOMINAL_BUILD:-build}
 SHARED=${NOMINAL_SHARED:-../shared}
 NOM="$BUILD/nominal"
 PY=/usr/bin/python3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-check() { # check NAME EXPECTED_RC PATTERN -- command...
-    name=$1 want=$2 pat=$3; shift 4
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    rc=$?
-    if [ "$rc" != "$want" ]; then
-        echo "FAIL $name: exit $rc, expected $want"; sed 's/^/    /' "$tmp/err" | head -5
-        fails=$((fails + 1)); return
-    fi
-    if [ -n "$pat" ] && ! grep -q -- "$pat" "$tmp/out" "$tmp/err"; then
-        echo "FAIL $name: output lacks '$pat'"; sed 's/^/    /' "$tmp/out" "$tmp/err" | head -8
-        fails=$((fails + 1)); return
-    fi
-    echo "ok   $name"
-}
+. tests/lib.sh
 
 check version 0 "nominal 0" -- "$NOM" --version
 check help 0 "usage: nominal" -- "$NOM" --help

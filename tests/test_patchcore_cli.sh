@@ -1,17 +1,6 @@
 #!/bin/sh
 # PatchCore through the CLI and the C API on a handful of bottle images:
 # save/load round trip (same scores), the model file describes itself, and
-# eval: plain layout without masks (image metrics only), and its errors
-mkdir -p "$tmp/evgood" "$tmp/evbad"
-cp "$BOTTLE"/test/good/00[0-3].png "$tmp/evgood/"
-cp "$BOTTLE"/test/broken_large/00[0-3].png "$tmp/evbad/"
-check eval-help 0 "AU-PRO" -- $NOM eval --help
-check eval-plain 0 "all                     8   1.0000" -- $NOM eval "$tmp/m.nmm" --good "$tmp/evgood" --bad "$tmp/evbad"
-check eval-not-mvtec 3 "no test/ folder" -- $NOM eval "$tmp/m.nmm" "$tmp/train"
-mkdir -p "$tmp/onlygood/test"
-cp -r "$tmp/evgood" "$tmp/onlygood/test/good"
-check eval-one-class 2 "anomalous" -- $NOM eval "$tmp/m.nmm" "$tmp/onlygood"
-
 # bad input gets a clear one-line error and a meaningful exit code.
 set -u
 BUILD=${NOMINAL_BUILD:-build}
@@ -20,23 +9,7 @@ NOM="$BUILD/nominal"
 BOTTLE="$SHARED/data/mvtec_ad/bottle"
 BB="$SHARED/models/resnet50v2_trunk.onnx"
 [ -d "$BOTTLE" ] && [ -f "$BB" ] || { echo "skip: $SHARED data/models not found"; exit 77; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-check() { # check NAME EXPECTED_RC PATTERN -- command...
-    name=$1 want=$2 pat=$3; shift 4
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    rc=$?
-    if [ "$rc" != "$want" ]; then
-        echo "FAIL $name: exit $rc, expected $want"; sed 's/^/    /' "$tmp/err" "$tmp/out" | head -8
-        fails=$((fails + 1)); return
-    fi
-    if [ -n "$pat" ] && ! grep -q -- "$pat" "$tmp/out" "$tmp/err"; then
-        echo "FAIL $name: output lacks '$pat'"; sed 's/^/    /' "$tmp/out" "$tmp/err" | head -8
-        fails=$((fails + 1)); return
-    fi
-    echo "ok   $name"
-}
+. tests/lib.sh
 mkdir -p "$tmp/train" "$tmp/empty" "$tmp/bad"
 for i in 000 001 002 003 004 005; do cp "$BOTTLE/train/good/$i.png" "$tmp/train/"; done
 cp -r "$tmp/train/." "$tmp/bad/"

@@ -394,25 +394,23 @@ static nm_status value_as(backend_plan *p, int v, const dnnl_memory_desc_t *md,
 
 /* Memory holding constant data in the chosen format md: a plain-layout view
  * of `data` reordered once, now, into memory the plan owns. */
-static nm_status constant_mem(backend_plan *p, const dnnl_memory_desc_t *plain,
-                              const dnnl_memory_desc_t *md, const float *data,
-                              const char *name, dnnl_memory_t *out,
-                              nm_error *err)
+/* New memory in layout md holding `data` (given in layout plain),
+ * reordered once, now. The caller owns the result. */
+static nm_status packed_copy(nm_backend *be, const dnnl_memory_desc_t *plain,
+                             const dnnl_memory_desc_t *md, const float *data,
+                             const char *name, dnnl_memory_t *out, nm_error *err)
 {
     dnnl_memory_t dst, src;
-    DNNL_TRY(dnnl_memory_create(&dst, md, p->be->engine, DNNL_MEMORY_ALLOCATE),
-             err, "%s: weights memory", name);
-    if (own_mem(p, dst)) {
+    DNNL_TRY(dnnl_memory_create(&dst, md, be->engine, DNNL_MEMORY_ALLOCATE), err,
+             "%s: weights memory", name);
+    if (dnnl_memory_create(&src, plain, be->engine, (void *)data) != dnnl_success) {
         dnnl_memory_destroy(dst);
-        return nomem(err);
-    }
-    if (dnnl_memory_create(&src, plain, p->be->engine, (void *)data) !=
-        dnnl_success)
         return nm_fail(err, NM_ERR_BACKEND, "%s: weights view", name);
+    }
     dnnl_primitive_desc_t pd;
-    dnnl_primitive_attr_t attr = NULL; /* default scratchpad: runs once */
-    dnnl_status_t s = dnnl_reorder_primitive_desc_create(
-        &pd, plain, p->be->engine, md, p->be->engine, attr);
+    /* default attributes (library scratchpad): this runs once */
+    dnnl_status_t s = dnnl_reorder_primitive_desc_create(&pd, plain, be->engine, md,
+                                                         be->engine, NULL);
     dnnl_primitive_t prim = NULL;
     if (s == dnnl_success) {
         s = dnnl_primitive_create(&prim, pd);
@@ -420,16 +418,33 @@ static nm_status constant_mem(backend_plan *p, const dnnl_memory_desc_t *plain,
     }
     if (s == dnnl_success) {
         dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}};
-        s = dnnl_primitive_execute(prim, p->be->stream, 2, args);
+        s = dnnl_primitive_execute(prim, be->stream, 2, args);
         if (s == dnnl_success)
-            s = dnnl_stream_wait(p->be->stream);
+            s = dnnl_stream_wait(be->stream);
         dnnl_primitive_destroy(prim);
     }
     dnnl_memory_destroy(src);
-    if (s != dnnl_success)
+    if (s != dnnl_success) {
+        dnnl_memory_destroy(dst);
         return nm_fail(err, NM_ERR_BACKEND, "%s: weights reorder: %s", name,
                        dnnl_status_text(s));
+    }
     *out = dst;
+    return NM_OK;
+}
+
+/* Constant data (weights) in the chosen layout, owned by the plan. */
+static nm_status constant_mem(backend_plan *p, const dnnl_memory_desc_t *plain,
+                              const dnnl_memory_desc_t *md, const float *data,
+                              const char *name, dnnl_memory_t *out, nm_error *err)
+{
+    nm_status st = packed_copy(p->be, plain, md, data, name, out, err);
+    if (st)
+        return st;
+    if (own_mem(p, *out)) {
+        dnnl_memory_destroy(*out);
+        return nomem(err);
+    }
     return NM_OK;
 }
 
@@ -1232,17 +1247,7 @@ nm_status backend_matmul_prepare(nm_backend *be, const float *b, int64_t n, int6
     if (!st) {
         p->b_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
         dnnl_primitive_desc_destroy(pd);
-        backend_plan tmp = {.be = be}; /* constant_mem owns into a plan */
-        dnnl_memory_t packed = NULL;
-        st = constant_mem(&tmp, &plain, &p->b_md, b, "matmul plan", &packed, err);
-        /* take the packed memory out of the temporary plan's ownership */
-        if (!st) {
-            p->b_mem = packed;
-            tmp.n_owned = 0;
-        }
-        for (int i = 0; i < tmp.n_owned; i++)
-            dnnl_memory_destroy(tmp.owned_mems[i]);
-        free(tmp.owned_mems);
+        st = packed_copy(be, &plain, &p->b_md, b, "matmul plan", &p->b_mem, err);
     }
     if (st) {
         backend_matmul_plan_free(p);

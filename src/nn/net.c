@@ -623,27 +623,30 @@ static nm_status build_value_table(nm_net *net, nm_error *err)
     return NM_OK;
 }
 
-/* Which nodes the taps need (walking producers back from the taps). */
+/* Which nodes the taps need: walking the sorted nodes backwards, a node is
+ * needed when one of its outputs is wanted, and then its inputs are. */
 static nm_status needed_nodes(const nm_net *net, char *need, nm_error *err)
 {
     const onnx_graph *g = net->graph;
+    char *wanted = calloc((size_t)net->n_values, 1);
+    if (!wanted)
+        return nm_fail(err, NM_ERR_NOMEM, "out of memory");
+    for (int t = 0; t < net->n_taps; t++)
+        wanted[net->taps[t]] = 1;
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         const onnx_node *n = &g->nodes[i];
-        int wanted = 0;
-        for (int o = 0; o < n->n_outputs && !wanted; o++) {
+        need[i] = 0;
+        for (int o = 0; o < n->n_outputs; o++) {
             int v = value_id(net, n->outputs[o]);
-            for (int t = 0; t < net->n_taps; t++)
-                wanted |= net->taps[t] == v;
-            for (int j = i + 1; j < g->n_nodes && !wanted; j++) {
-                if (!need[j])
-                    continue;
-                for (int k = 0; k < g->nodes[j].n_inputs; k++)
-                    wanted |= strcmp(g->nodes[j].inputs[k], n->outputs[o]) == 0;
-            }
+            need[i] |= v >= 0 && wanted[v];
         }
-        need[i] = (char)wanted;
+        for (int k = 0; need[i] && k < n->n_inputs; k++) {
+            int v = value_id(net, n->inputs[k]); /* -1: an initializer */
+            if (v >= 0)
+                wanted[v] = 1;
+        }
     }
-    (void)err;
+    free(wanted);
     return NM_OK;
 }
 
@@ -913,15 +916,17 @@ static nm_status net_init(nm_net *net, const nm_net_options *opts, nm_error *err
     return nm_net_set_taps(net, outs, n, err);
 }
 
-nm_status nm_net_open(const char *onnx_path, const nm_net_options *opts, nm_net **out,
-                      nm_error *err)
+/* Open from a file (data NULL) or from bytes in memory. */
+static nm_status net_open_from(const char *path, const uint8_t *data, size_t size,
+                               const nm_net_options *opts, nm_net **out, nm_error *err)
 {
-    if (!onnx_path || !out)
+    if (!path || !out)
         return nm_fail(err, NM_ERR_ARG, "nm_net_open: missing argument");
     nm_net *net = calloc(1, sizeof *net);
     if (!net)
         return nm_fail(err, NM_ERR_NOMEM, "out of memory");
-    nm_status st = onnx_graph_load(onnx_path, &net->graph, err);
+    nm_status st = data ? onnx_graph_load_memory(data, size, path, &net->graph, err)
+                        : onnx_graph_load(path, &net->graph, err);
     if (!st)
         st = net_init(net, opts, err);
     if (st) {
@@ -932,21 +937,18 @@ nm_status nm_net_open(const char *onnx_path, const nm_net_options *opts, nm_net 
     return NM_OK;
 }
 
+nm_status nm_net_open(const char *onnx_path, const nm_net_options *opts, nm_net **out,
+                      nm_error *err)
+{
+    return net_open_from(onnx_path, NULL, 0, opts, out, err);
+}
+
 nm_status net_open_memory(const uint8_t *data, size_t size, const char *name,
                           const nm_net_options *opts, nm_net **out, nm_error *err)
 {
-    nm_net *net = calloc(1, sizeof *net);
-    if (!net)
-        return nm_fail(err, NM_ERR_NOMEM, "out of memory");
-    nm_status st = onnx_graph_load_memory(data, size, name, &net->graph, err);
-    if (!st)
-        st = net_init(net, opts, err);
-    if (st) {
-        nm_net_close(net);
-        return st;
-    }
-    *out = net;
-    return NM_OK;
+    if (!data)
+        return nm_fail(err, NM_ERR_ARG, "net_open_memory: no data");
+    return net_open_from(name, data, size, opts, out, err);
 }
 
 nm_backend *net_backend(const nm_net *net) { return net->backend; }
