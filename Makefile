@@ -19,7 +19,7 @@ SAN     ?=
 CFLAGS_BASE = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
               -Wall -Wextra -Werror -fPIC -fopenmp -g $(OPT) $(SAN)
 INCLUDES = -Iinclude -Isrc -I$(BUILD)/gen
-LIBS     = -ldnnl -lprotobuf-c -lturbojpeg -lpng -lcjson -lopenblas -lm -fopenmp
+LIBS     = -ldnnl -lprotobuf-c -lturbojpeg -lpng -lcjson -lopenblas -lcivetweb -lm -fopenmp
 
 ONNX_PROTO ?= /usr/include/onnx/onnx.proto
 
