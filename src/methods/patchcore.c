@@ -34,6 +34,10 @@ typedef struct patchcore {
     float normal_scale;
     float coreset_radius;
     knn_index *index;
+    /* the subspace whose distances bound the true ones (knn.h): fitted with
+     * the bank and stored with it; NULL = brute force or not yet fitted */
+    int search_dims; /* -1: automatic; 0: brute force */
+    knn_projection *projection;
     /* scoring scratch, grown on demand */
     float *scratch_features;
     size_t scratch_rows;
@@ -46,6 +50,7 @@ static void pc_destroy(void *state)
     if (!pc)
         return;
     knn_index_free(pc->index);
+    knn_projection_free(pc->projection);
     free(pc->features);
     free(pc->bank_owned);
     free(pc->scratch_features);
@@ -72,6 +77,7 @@ static nm_status pc_create(const nm_param *params, int n_params, void **state,
         return nm_fail(err, NM_ERR_NOMEM, "patchcore: out of memory");
     pc->coreset_fraction = 0.1;
     pc->k = 1;
+    pc->search_dims = -1;
     patch_feature_config_default(&pc->pf);
     nm_status st = NM_OK;
     for (int i = 0; i < n_params && !st; i++) {
@@ -100,6 +106,8 @@ static nm_status pc_create(const nm_param *params, int n_params, void **state,
             st = parse_int(p, 1, 65536, &pc->pf.out_dim, err);
         } else if (strcmp(p->key, "tap_dim") == 0) {
             st = parse_int(p, 1, 65536, &pc->pf.per_tap_dim, err);
+        } else if (strcmp(p->key, "search_dims") == 0) {
+            st = parse_int(p, 0, 65536, &pc->search_dims, err);
         } else if (strcmp(p->key, "distance") == 0) {
             if (strcmp(p->value, "squared") == 0)
                 pc->euclidean = 0;
@@ -175,17 +183,31 @@ static nm_status ensure_scratch(patchcore *pc, size_t rows, nm_error *err)
     return NM_OK;
 }
 
+/* The search index over the bank, with the stored projection if the model
+ * has one; a projection fitted here is kept so that save stores it. */
+static nm_status ensure_index(patchcore *pc, const method_context *ctx, nm_error *err)
+{
+    if (pc->index)
+        return NM_OK;
+    knn_options o;
+    knn_options_default(&o);
+    o.projection_dims = pc->search_dims;
+    o.projection = pc->projection;
+    nm_status st = knn_index_create(ctx->backend, pc->bank, (int64_t)pc->bank_rows,
+                                    pc->pf.out_dim, &o, &pc->index, err);
+    const knn_projection *p = st ? NULL : knn_index_projection(pc->index);
+    if (p && !pc->projection)
+        st = knn_projection_copy(p->mean, p->basis, p->dim, p->dims, &pc->projection, err);
+    return st;
+}
+
 /* Patch scores for rows of features: mean of the k nearest distances. */
 static nm_status score_rows(patchcore *pc, const method_context *ctx, const float *rows,
                             size_t n, float *scores, nm_error *err)
 {
-    if (!pc->index) {
-        nm_status st = knn_index_create(ctx->backend, pc->bank, (int64_t)pc->bank_rows,
-                                        pc->pf.out_dim, &pc->index, err);
-        if (st)
-            return st;
-    }
-    nm_status st = knn_search(pc->index, rows, (int64_t)n, pc->k, pc->scratch_dist, err);
+    nm_status st = ensure_index(pc, ctx, err);
+    if (!st)
+        st = knn_search(pc->index, rows, (int64_t)n, pc->k, pc->scratch_dist, err);
     if (st)
         return st;
     for (size_t i = 0; i < n; i++) {
@@ -278,7 +300,7 @@ static nm_status pc_fit_finish(void *state, const method_context *ctx, nm_error 
     }
     pc->bank = pc->bank_owned;
     pc->bank_rows = count;
-    st = pc->features ? estimate_normal_scale(pc, ctx, err) : NM_OK;
+    st = pc->features ? estimate_normal_scale(pc, ctx, err) : ensure_index(pc, ctx, err);
     free(pc->features);
     pc->features = NULL;
     pc->n_rows = pc->cap_rows = 0;
@@ -380,19 +402,47 @@ static void pc_describe(void *state, cJSON *o)
     cJSON_AddNumberToObject(o, "bank_rows", (double)pc->bank_rows);
     cJSON_AddNumberToObject(o, "normal_scale", pc->normal_scale);
     cJSON_AddNumberToObject(o, "coreset_radius", pc->coreset_radius);
-}
-
-static nm_status pc_save(void *state, model_writer *w, nm_error *err)
-{
-    patchcore *pc = state;
-    return model_writer_add(w, "BANK", pc->bank,
-                            pc->bank_rows * (size_t)pc->pf.out_dim * sizeof(float), err);
+    cJSON_AddNumberToObject(o, "search_dims", pc->projection ? pc->projection->dims : 0);
 }
 
 static double json_number(const cJSON *o, const char *key, double dflt)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+}
+
+static nm_status pc_save(void *state, model_writer *w, nm_error *err)
+{
+    patchcore *pc = state;
+    size_t dim = (size_t)pc->pf.out_dim;
+    nm_status st = model_writer_add(w, "BANK", pc->bank, pc->bank_rows * dim * sizeof(float),
+                                    err);
+    if (!st && pc->projection)
+        st = model_writer_add(w, "PMEA", pc->projection->mean, dim * sizeof(float), err);
+    if (!st && pc->projection)
+        st = model_writer_add(w, "PBAS", pc->projection->basis,
+                              (size_t)pc->projection->dims * dim * sizeof(float), err);
+    return st;
+}
+
+/* The stored projection, if the model has one (older files do not: the
+ * index then fits one when it is first needed). */
+static nm_status load_projection(patchcore *pc, const cJSON *o, const model_file *f,
+                                 nm_error *err)
+{
+    int dims = (int)json_number(o, "search_dims", 0);
+    const model_section *mean = model_file_find(f, "PMEA");
+    const model_section *basis = model_file_find(f, "PBAS");
+    size_t dim = (size_t)pc->pf.out_dim;
+    if (dims == 0 && !mean && !basis)
+        return NM_OK;
+    if (dims < 1 || (size_t)dims > dim || !mean || !basis ||
+        mean->size != dim * sizeof(float) || basis->size != (size_t)dims * dim * sizeof(float))
+        return nm_fail(err, NM_ERR_FORMAT,
+                       "%s: PatchCore search projection (PMEA/PBAS) does not match "
+                       "search_dims %d and dim %zu", f->path, dims, dim);
+    return knn_projection_copy((const float *)mean->data, (const float *)basis->data,
+                               (int)dim, dims, &pc->projection, err);
 }
 
 static nm_status pc_load(const cJSON *o, const model_file *f, void **state, nm_error *err)
@@ -423,6 +473,8 @@ static nm_status pc_load(const cJSON *o, const model_file *f, void **state, nm_e
         st = nm_fail(err, NM_ERR_FORMAT,
                      "%s: BANK holds %zu bytes, expected %zu rows of %d floats", f->path,
                      bank->size, pc->bank_rows, pc->pf.out_dim);
+    if (!st)
+        st = load_projection(pc, o, f, err);
     if (st) {
         pc_destroy(pc);
         return st;
@@ -450,7 +502,10 @@ const method_ops patchcore_method = {
             "                 neighbours (anomalib uses 9; default 0 = plain maximum)\n"
             "  patch=N        neighbourhood size for local aggregation (default 3)\n"
             "  tap_dim=N      per-tap feature size after pooling (default 1024)\n"
-            "  dim=N          final patch feature size (default 1024)\n",
+            "  dim=N          final patch feature size (default 1024)\n"
+            "  search_dims=N  width of the subspace whose distances prune the exact\n"
+            "                 nearest-neighbour search (default: 128 for banks of\n"
+            "                 1024+ rows of 256+ values; 0 = plain GEMM search)\n",
     .create = pc_create,
     .fit_add = pc_fit_add,
     .fit_finish = pc_fit_finish,
