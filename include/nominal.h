@@ -225,6 +225,15 @@ typedef struct nm_result {
 /* Score a decoded image. want_map 0 skips the map (faster). */
 nm_status nm_model_score(nm_model *m, const nm_image *img, int want_map,
                          nm_result *out, nm_error *err);
+/* Score n images, several per backbone pass: consecutive images whose
+ * network input has the same size (always, with a fixed crop) share one
+ * pass of up to NM_SCORE_BATCH_MAX; others go one at a time. Results match
+ * nm_model_score to float rounding (about 1e-6 relative). out[n] is
+ * filled in order; ms_* are the batch's times divided evenly. On failure
+ * no out[i] holds memory. */
+#define NM_SCORE_BATCH_MAX 64
+nm_status nm_model_score_batch(nm_model *m, const nm_image *const *imgs, int n,
+                               int want_map, nm_result *out, nm_error *err);
 void nm_result_free(nm_result *r);
 
 /* Facts about a model, valid while it is open. */
@@ -243,6 +252,111 @@ typedef struct nm_model_info {
 void nm_model_get_info(const nm_model *m, nm_model_info *info);
 /* The model's description as a JSON object text (malloc'ed). */
 char *nm_model_describe_json(const nm_model *m);
+
+/* ------------------------------------------------------------ calibration
+ *
+ * A decision threshold with a false-alarm rate stated before the line runs
+ * (docs/calibration.md). From n scores of held-out good images and a target
+ * alpha: k = floor(alpha (n + 1)), threshold = the k-th largest of them, and
+ * an image is anomalous iff score > threshold. If good scores are
+ * exchangeable (same process; the images were not used for training),
+ *     P(a new good image is flagged) <= k / (n + 1) <= alpha.
+ * alpha < 1/(n+1) is impossible with n images (NM_ERR_ARG says how many
+ * are needed). The p-value of a score s is
+ *     p = (1 + #{calibration scores >= s}) / (n + 1),
+ * and P(p <= a) <= a for a new good image.
+ */
+
+typedef enum nm_calibration_kind {
+    NM_CALIBRATE_FPR = 0, /* conformal on good scores: the guarantee above */
+    NM_CALIBRATE_FNR = 1, /* conformal on bad scores: P(new defect missed)
+                             <= target, for defects exchangeable with them */
+    NM_CALIBRATE_F1 = 2   /* best F1 on the given images (no guarantee) */
+} nm_calibration_kind;
+
+typedef struct nm_calibration_target {
+    nm_calibration_kind kind;
+    double target;    /* FPR or FNR in (0, 1). FPR 0: the smallest achievable
+                         alpha that is >= 0.01, i.e. max(0.01, 1/(n+1)) */
+    double pixel_fpr; /* > 0: also a pixel threshold, k-th largest of the
+                         good images' map values, k = floor(pixel_fpr (N+1)) */
+} nm_calibration_target;
+
+/* What a calibration is computed from. Arrays are only read. */
+typedef struct nm_calibration_data {
+    const float *good_scores; /* image scores of held-out good images */
+    int n_good;
+    const float *bad_scores;  /* of defective images; needed for FNR, F1 */
+    int n_bad;
+    const float *good_pixels; /* every map value of the good images */
+    size_t n_good_pixels;     /* needed when pixel_fpr > 0 */
+    const float *defect_pixels; /* map values under the bad images' masks */
+    size_t n_defect_pixels;     /* optional: reports pixel FNR */
+    const char *good_source;  /* recorded, e.g. the folder; may be NULL */
+    const char *bad_source;
+    const char *const *held_out; /* file names (fit --holdout); may be NULL */
+    int n_held_out;
+} nm_calibration_data;
+
+/* One row of the false-alarm / miss trade-off on the calibration images. */
+typedef struct nm_tradeoff_row {
+    float threshold;
+    double fpr_good;  /* fraction of calibration good scores > threshold */
+    double fpr_bound; /* (1 + #{good > threshold}) / (n_good + 1): for a
+                         conformal threshold (the k-th largest good score)
+                         k/(n+1), the guaranteed bound on P(new good
+                         flagged); for one chosen from bad images (F1,
+                         FNR) an estimate of it, not a guarantee */
+    double fnr_bad;   /* fraction of bad scores <= threshold; NAN: no bad */
+} nm_tradeoff_row;
+
+typedef struct nm_calibration {
+    nm_calibration_kind kind;
+    double target;
+    float threshold;  /* anomalous iff score > threshold */
+    int k;            /* order statistic used (FPR, FNR); 0 for F1 */
+    int n_good;
+    const float *good_scores; /* ascending, n_good: p-values */
+    double fpr_good;  /* on the calibration good images */
+    double fpr_bound; /* FPR kind: k/(n_good+1), the guaranteed bound on new
+                         good images; other kinds: the estimate
+                         (1 + #{good > threshold}) / (n_good + 1) */
+    int n_bad;
+    double fnr_bad;   /* on the calibration bad images; NAN without */
+    double fnr_bound; /* FNR kind: k/(n_bad+1), guaranteed for defects
+                         exchangeable with the bad images; other kinds:
+                         (1 + #{bad <= threshold}) / (n_bad + 1); NAN
+                         without bad images */
+    int has_pixel_threshold;
+    float pixel_threshold;  /* a pixel is anomalous iff map value > this */
+    double pixel_target;    /* pixel_fpr asked for */
+    size_t n_good_pixels;
+    double pixel_fpr_good;  /* fraction of good pixels > pixel_threshold */
+    size_t n_defect_pixels;
+    double pixel_fnr_bad;   /* fraction of defect pixels <= it; NAN */
+    const char *created;    /* UTC, ISO 8601 */
+    const char *good_source;  /* may be NULL */
+    const char *bad_source;   /* may be NULL */
+    const char *const *held_out;
+    int n_held_out;
+    const nm_tradeoff_row *table; /* descending thresholds */
+    int n_table;
+} nm_calibration;
+
+/* The fewest good images for which a target FPR alpha is achievable. */
+long nm_calibration_min_images(double alpha);
+/* Compute and attach a calibration (replacing any); nm_model_save stores
+ * it. The model is unchanged on failure. */
+nm_status nm_model_calibrate(nm_model *m, const nm_calibration_data *data,
+                             const nm_calibration_target *target, nm_error *err);
+/* 1 and *out filled if the model is calibrated, else 0. The pointers in
+ * *out stay valid until the model is closed or calibrated again. */
+int nm_model_get_calibration(const nm_model *m, nm_calibration *out);
+/* The decision for an image score: *anomalous = score > threshold, and the
+ * conformal p-value. NM_ERR_ARG if the model is not calibrated or the
+ * score is not finite. Either output may be NULL. */
+nm_status nm_decide(const nm_model *m, float score, int *anomalous,
+                    double *p_value, nm_error *err);
 
 #ifdef __cplusplus
 }

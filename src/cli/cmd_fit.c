@@ -6,7 +6,9 @@
 #include <cjson/cJSON.h>
 
 #include "cli/cli.h"
+#include "core/error.h"
 #include "io/dataset.h"
+#include "methods/calibration.h"
 #include "methods/method.h"
 
 #define MAX_TAPS 8
@@ -32,6 +34,13 @@ static void print_help(void)
            "  --batch N        images per backbone pass (default 8)\n"
            "  --strict         fail on an unreadable training image (default: skip it)\n"
            "  --json           print the summary as JSON\n"
+           "  --holdout F      keep a random fraction F of the images (by --seed; at least\n"
+           "                   1) out of training and calibrate the threshold on them\n"
+           "                   (as `nominal calibrate`); their names go into MODEL\n"
+           "  --target-fpr A   with --holdout: the false-alarm rate to guarantee (default:\n"
+           "                   the smallest achievable that is >= 0.01, max(0.01, 1/(h+1))\n"
+           "                   for h held-out images)\n"
+           "  --pixel-fpr P    with --holdout: also a pixel threshold at pixel FPR P\n"
            "  --NAME VALUE     a method setting, e.g. --coreset 0.1\n"
            "\n");
     for (int i = 0; method_registry[i]; i++)
@@ -44,6 +53,8 @@ typedef struct fit_cli {
     nm_param params[MAX_PARAMS];
     const char *train;
     const char *out;
+    double holdout;
+    nm_calibration_target target;
     int json;
     int tty;
     int progress_shown;
@@ -118,6 +129,15 @@ static int parse_args(int argc, char **argv, fit_cli *c)
         } else if ((r = cli_opt(argc, argv, &i, "--batch", &v))) {
             if (r < 0 || cli_parse_int(v, 1, 256, &c->o.batch_size))
                 return cli_usage_error("fit", "--batch needs 1..256");
+        } else if ((r = cli_opt(argc, argv, &i, "--holdout", &v))) {
+            if (r < 0 || cli_parse_fraction(v, &c->holdout))
+                return cli_usage_error("fit", "--holdout needs a fraction in (0, 1)");
+        } else if ((r = cli_opt(argc, argv, &i, "--target-fpr", &v))) {
+            if (r < 0 || cli_parse_fraction(v, &c->target.target))
+                return cli_usage_error("fit", "--target-fpr needs a rate in (0, 1)");
+        } else if ((r = cli_opt(argc, argv, &i, "--pixel-fpr", &v))) {
+            if (r < 0 || cli_parse_fraction(v, &c->target.pixel_fpr))
+                return cli_usage_error("fit", "--pixel-fpr needs a rate in (0, 1)");
         } else if (strcmp(argv[i], "--strict") == 0) {
             c->o.skip_bad_images = 0;
         } else if (strcmp(argv[i], "--json") == 0) {
@@ -150,8 +170,91 @@ static int parse_args(int argc, char **argv, fit_cli *c)
         return cli_usage_error("fit", "missing --train DIR");
     if (!c->out)
         return cli_usage_error("fit", "missing -o MODEL");
+    if (!c->holdout && (c->target.target > 0 || c->target.pixel_fpr > 0))
+        return cli_usage_error("fit", "--target-fpr and --pixel-fpr need --holdout");
     c->o.taps = (const char *const *)c->taps;
     return 0;
+}
+
+/* Split the listed images into training and held-out ones (by seed). */
+static nm_status split_holdout(const fit_cli *c, const path_list *all, path_list *train,
+                               path_list *held, nm_error *err)
+{
+    if (all->count < 2)
+        return nm_fail(err, NM_ERR_ARG, "%s: --holdout needs at least 2 images, found %d",
+                       c->train, all->count);
+    unsigned char *is_held = malloc((size_t)all->count);
+    nm_status st = NM_OK;
+    if (!is_held || calib_holdout_pick(all->count, c->holdout, c->o.seed, is_held) < 0)
+        st = nm_fail(err, NM_ERR_NOMEM, "out of memory");
+    for (int i = 0; !st && i < all->count; i++)
+        st = path_list_add(is_held[i] ? held : train, all->paths[i], err);
+    free(is_held);
+    return st;
+}
+
+/* Fit on the training images; with --holdout, calibrate on the others. */
+static nm_status fit_and_calibrate(fit_cli *c, const path_list *train, const path_list *held,
+                                   nm_model **model, nm_error *err)
+{
+    /* an unreachable target fails now, not after the fit */
+    if (held->count && c->target.target > 0) {
+        nm_status st = calib_check_achievable("FPR", c->target.target, held->count,
+                                              "held-out images", err);
+        if (st)
+            return st;
+    }
+    nm_status st = nm_model_fit(&c->o, (const char *const *)train->paths, train->count, model,
+                                err);
+    if (st || !held->count)
+        return st;
+    cli_calibration_request req = {
+        .target = c->target,
+        .good = (const char *const *)held->paths, .n_good = held->count,
+        .good_source = c->train,
+        .held_out = (const char *const *)held->paths, .n_held_out = held->count,
+        .batch = c->o.batch_size,
+        .warn = c->o.skip_bad_images ? on_warning : NULL, .warn_ctx = c,
+    };
+    return cli_calibrate(*model, &req, err);
+}
+
+static void print_summary(const fit_cli *c, nm_model *model, int listed, double secs)
+{
+    nm_model_info info;
+    nm_model_get_info(model, &info);
+    nm_calibration cal;
+    int calibrated = nm_model_get_calibration(model, &cal);
+    if (c->json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "model", c->out);
+        cJSON_AddStringToObject(o, "method", info.method);
+        cJSON_AddNumberToObject(o, "train_images", info.train_images);
+        cJSON_AddNumberToObject(o, "listed_images", listed);
+        cJSON_AddNumberToObject(o, "held_out_images", calibrated ? cal.n_held_out : 0);
+        cJSON_AddNumberToObject(o, "bank_rows", (double)info.memory_bank);
+        cJSON_AddNumberToObject(o, "feature_dim", info.feature_dim);
+        cJSON_AddNumberToObject(o, "fit_seconds", secs);
+        cJSON_AddNumberToObject(o, "peak_rss_bytes", (double)cli_peak_rss());
+        if (calibrated)
+            cJSON_AddItemToObject(o, "calibration", calibration_to_json(&cal));
+        else
+            cJSON_AddNullToObject(o, "calibration");
+        char *s = cJSON_PrintUnformatted(o);
+        if (s)
+            printf("%s\n", s);
+        free(s);
+        cJSON_Delete(o);
+        return;
+    }
+    printf("model:      %s (%s, backbone %s, taps %s)\n", c->out, info.method, info.backbone,
+           info.taps);
+    printf("trained on: %d of %d images in %s\n", info.train_images, listed, c->train);
+    printf("bank:       %zu x %d\n", info.memory_bank, info.feature_dim);
+    printf("fit time:   %.1f s, peak memory %.0f MiB\n", secs,
+           (double)cli_peak_rss() / 1048576.0);
+    if (calibrated)
+        cli_print_calibration(&cal);
 }
 
 int cmd_fit(int argc, char **argv)
@@ -165,44 +268,24 @@ int cmd_fit(int argc, char **argv)
         goto out;
     }
     nm_error err = {0};
-    path_list images = {0};
+    path_list images = {0}, train = {0}, held = {0};
     nm_model *model = NULL;
     double t0 = cli_now_seconds();
-    if (dataset_list_train(c.train, &images, &err) ||
-        nm_model_fit(&c.o, (const char *const *)images.paths, images.count, &model, &err) ||
-        nm_model_save(model, c.out, &err)) {
+    nm_status st = dataset_list_train(c.train, &images, &err);
+    if (!st && c.holdout > 0)
+        st = split_holdout(&c, &images, &train, &held, &err);
+    if (!st)
+        st = fit_and_calibrate(&c, c.holdout > 0 ? &train : &images, &held, &model, &err);
+    if (!st)
+        st = nm_model_save(model, c.out, &err);
+    if (st)
         rc = cli_report(&err);
-        goto done;
-    }
-    double secs = cli_now_seconds() - t0;
-    nm_model_info info;
-    nm_model_get_info(model, &info);
-    if (c.json) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "model", c.out);
-        cJSON_AddStringToObject(o, "method", info.method);
-        cJSON_AddNumberToObject(o, "train_images", info.train_images);
-        cJSON_AddNumberToObject(o, "listed_images", images.count);
-        cJSON_AddNumberToObject(o, "bank_rows", (double)info.memory_bank);
-        cJSON_AddNumberToObject(o, "feature_dim", info.feature_dim);
-        cJSON_AddNumberToObject(o, "fit_seconds", secs);
-        cJSON_AddNumberToObject(o, "peak_rss_bytes", (double)cli_peak_rss());
-        char *s = cJSON_PrintUnformatted(o);
-        if (s)
-            printf("%s\n", s);
-        free(s);
-        cJSON_Delete(o);
-    } else {
-        printf("model:      %s (%s, backbone %s, taps %s)\n", c.out, info.method,
-               info.backbone, info.taps);
-        printf("trained on: %d of %d images in %s\n", info.train_images, images.count, c.train);
-        printf("bank:       %zu x %d\n", info.memory_bank, info.feature_dim);
-        printf("fit time:   %.1f s, peak memory %.0f MiB\n", secs,
-               (double)cli_peak_rss() / 1048576.0);
-    }
-done:
+    else
+        print_summary(&c, model, images.count, cli_now_seconds() - t0);
     nm_model_close(model);
     path_list_free(&images);
+    path_list_free(&train);
+    path_list_free(&held);
 out:
     for (int i = 0; i < c.o.n_taps; i++)
         free(c.taps[i]);

@@ -16,7 +16,7 @@ static void print_help(void)
            "\n"
            "FILE is a nominal model (from `nominal fit`) or an ONNX backbone.\n"
            "A model: method, settings, preprocessing, backbone and taps, bank size,\n"
-           "training facts. A backbone: inputs and outputs with shapes, op counts,\n"
+           "training facts, calibration (threshold, guarantee, trade-off). A backbone: inputs and outputs with shapes, op counts,\n"
            "parameter count, and every node nominal cannot execute (with the reason).\n"
            "Exit code 0 when the file is readable, even if some ops are unsupported.\n");
 }
@@ -101,6 +101,11 @@ static int model_info(const char *path, int json)
         printf("bank:        %zu x %d\n", i.memory_bank, i.feature_dim);
         printf("trained on:  %d images in %.1f s\n", i.train_images, i.fit_seconds);
         printf("normal patch score (99th pct): %.6g\n", i.map_scale);
+        nm_calibration cal;
+        if (nm_model_get_calibration(m, &cal))
+            cli_print_calibration(&cal);
+        else
+            printf("calibration: none (see `nominal calibrate --help`)\n");
     }
     nm_model_close(m);
     return EXIT_OK;

@@ -7,24 +7,36 @@
 #include <cjson/cJSON.h>
 
 #include "cli/cli.h"
+#include "core/error.h"
 #include "io/dataset.h"
 #include "io/npy.h"
 #include "methods/anomaly_map.h"
 
 static void print_help(void)
 {
-    printf("usage: nominal predict MODEL IMAGE|DIR... [--out DIR] [--json] [--threads N]\n"
+    printf("usage: nominal predict MODEL IMAGE|DIR... [--out DIR] [--json] [--batch N]\n"
+           "                       [--threads N]\n"
            "\n"
            "Score each image (a folder means every image in it). One line per image:\n"
-           "its path and score; with --json one JSON object per line instead:\n"
-           "  {\"image\", \"score\", \"width\", \"height\", \"map\"?, \"heatmap\"?, \"overlay\"?}\n"
+           "its path and score, and for a calibrated model (`nominal calibrate`) the\n"
+           "decision OK / ANOMALY (anomalous iff score > threshold) and the conformal\n"
+           "p-value (1 + #{calibration good scores >= score}) / (n + 1).\n"
+           "With --json one JSON object per line instead (docs/calibration.md):\n"
+           "  {\"image\", \"score\", \"width\", \"height\", \"decision\", \"p_value\",\n"
+           "   \"threshold\", \"map\"?, \"heatmap\"?, \"overlay\"?, \"mask\"?}\n"
+           "decision, p_value and threshold are null for an uncalibrated model.\n"
            "\n"
            "With --out DIR, per image (named PARENT_STEM, e.g. broken_large_000):\n"
            "  PARENT_STEM.map.npy      the anomaly map, float32, on the image's own size\n"
            "  PARENT_STEM.heatmap.png  the map in colour (blue = normal, red = anomalous)\n"
            "  PARENT_STEM.overlay.png  the heatmap blended over the image\n"
+           "  PARENT_STEM.mask.png     map > the pixel threshold (255) or not (0), when\n"
+           "                           the model has one (calibrate --pixel-fpr)\n"
            "The colour scale is fixed per model (0 .. 2x a typical normal patch score),\n"
-           "so colours mean the same thing on every image.\n");
+           "so colours mean the same thing on every image.\n"
+           "\n"
+           "  --batch N   images per backbone pass (default 1; 1..%d); same scores\n",
+           NM_SCORE_BATCH_MAX);
 }
 
 typedef struct predict_cli {
@@ -32,6 +44,7 @@ typedef struct predict_cli {
     const char *out_dir;
     int json;
     int threads;
+    int batch;
     path_list images;
 } predict_cli;
 
@@ -51,6 +64,9 @@ static int parse_args(int argc, char **argv, predict_cli *c)
         } else if ((r = cli_opt(argc, argv, &i, "--threads", &v))) {
             if (r < 0 || cli_parse_int(v, 0, 1024, &c->threads))
                 return cli_usage_error("predict", "--threads needs a number");
+        } else if ((r = cli_opt(argc, argv, &i, "--batch", &v))) {
+            if (r < 0 || cli_parse_int(v, 1, NM_SCORE_BATCH_MAX, &c->batch))
+                return cli_usage_error("predict", "--batch needs 1..%d", NM_SCORE_BATCH_MAX);
         } else if (strcmp(argv[i], "--json") == 0) {
             c->json = 1;
         } else if (argv[i][0] == '-' && argv[i][1]) {
@@ -103,59 +119,91 @@ static void output_stem(const char *path, char *out, size_t n)
         snprintf(out, n, "%.*s", (int)base_len, base);
 }
 
-static nm_status write_outputs(const predict_cli *c, const nm_image *img, const nm_result *r,
-                               float hi, const char *stem, cJSON *obj, nm_error *err)
+/* What predict needs besides the images: colour scale and calibration. */
+typedef struct predict_model {
+    nm_model *model;
+    float hi; /* top of the colour scale */
+    int calibrated;
+    nm_calibration cal;
+} predict_model;
+
+static nm_status write_mask(const char *path, const float *map, size_t n, float threshold,
+                            int width, int height, uint8_t *buf, nm_error *err)
+{
+    for (size_t i = 0; i < n; i++)
+        buf[i] = map[i] > threshold ? 255 : 0;
+    return nm_png_write(path, buf, width, height, 1, 8, err);
+}
+
+static nm_status write_outputs(const predict_cli *c, const predict_model *pm,
+                               const nm_image *img, const nm_result *r, const char *stem,
+                               cJSON *obj, nm_error *err)
 {
     char path[4096];
     int64_t dims[2] = {r->height, r->width};
     size_t n = (size_t)r->width * (size_t)r->height;
     uint8_t *rgb = malloc(n * 3);
     if (!rgb)
-        return NM_ERR_NOMEM;
+        return nm_fail(err, NM_ERR_NOMEM, "out of memory");
     snprintf(path, sizeof path, "%s/%s.map.npy", c->out_dir, stem);
     nm_status st = npy_write_f32(path, r->map, dims, 2, err);
     if (!st && obj)
         cJSON_AddStringToObject(obj, "map", path);
     if (!st) {
-        map_colorize(r->map, r->width, r->height, 0.0f, hi, rgb);
+        map_colorize(r->map, r->width, r->height, 0.0f, pm->hi, rgb);
         snprintf(path, sizeof path, "%s/%s.heatmap.png", c->out_dir, stem);
         st = nm_png_write(path, rgb, r->width, r->height, 3, 8, err);
         if (!st && obj)
             cJSON_AddStringToObject(obj, "heatmap", path);
     }
     if (!st) {
-        map_overlay(img, r->map, 0.0f, hi, 0.6f, rgb);
+        map_overlay(img, r->map, 0.0f, pm->hi, 0.6f, rgb);
         snprintf(path, sizeof path, "%s/%s.overlay.png", c->out_dir, stem);
         st = nm_png_write(path, rgb, r->width, r->height, 3, 8, err);
         if (!st && obj)
             cJSON_AddStringToObject(obj, "overlay", path);
     }
+    if (!st && pm->calibrated && pm->cal.has_pixel_threshold) {
+        snprintf(path, sizeof path, "%s/%s.mask.png", c->out_dir, stem);
+        st = write_mask(path, r->map, n, pm->cal.pixel_threshold, r->width, r->height, rgb,
+                        err);
+        if (!st && obj)
+            cJSON_AddStringToObject(obj, "mask", path);
+    }
     free(rgb);
     return st;
 }
 
-static int predict_one(const predict_cli *c, nm_model *model, float hi, const char *path)
+/* One image's line (or JSON object) and files. */
+static int report_one(const predict_cli *c, const predict_model *pm, const char *path,
+                      const nm_image *img, const nm_result *r)
 {
     nm_error err = {0};
-    nm_image img = {0};
-    nm_result r = {0};
-    int rc = EXIT_OK;
-    if (nm_image_load(path, 0, &img, &err) ||
-        nm_model_score(model, &img, c->out_dir != NULL, &r, &err)) {
-        rc = cli_report(&err);
-        goto done;
-    }
+    int rc = EXIT_OK, anomalous = 0;
+    double p = 0;
+    if (pm->calibrated && nm_decide(pm->model, r->score, &anomalous, &p, &err))
+        return cli_report(&err);
+    const char *decision = anomalous ? "ANOMALY" : "OK";
     cJSON *obj = c->json ? cJSON_CreateObject() : NULL;
     if (obj) {
         cJSON_AddStringToObject(obj, "image", path);
-        cJSON_AddNumberToObject(obj, "score", r.score);
-        cJSON_AddNumberToObject(obj, "width", r.width);
-        cJSON_AddNumberToObject(obj, "height", r.height);
+        cJSON_AddNumberToObject(obj, "score", r->score);
+        cJSON_AddNumberToObject(obj, "width", r->width);
+        cJSON_AddNumberToObject(obj, "height", r->height);
+        if (pm->calibrated) {
+            cJSON_AddStringToObject(obj, "decision", decision);
+            cJSON_AddNumberToObject(obj, "p_value", p);
+            cJSON_AddNumberToObject(obj, "threshold", pm->cal.threshold);
+        } else {
+            cJSON_AddNullToObject(obj, "decision");
+            cJSON_AddNullToObject(obj, "p_value");
+            cJSON_AddNullToObject(obj, "threshold");
+        }
     }
     if (c->out_dir) {
         char stem[1024];
         output_stem(path, stem, sizeof stem);
-        if (write_outputs(c, &img, &r, hi, stem, obj, &err))
+        if (write_outputs(c, pm, img, r, stem, obj, &err))
             rc = cli_report(&err);
     }
     if (obj) {
@@ -164,13 +212,12 @@ static int predict_one(const predict_cli *c, nm_model *model, float hi, const ch
             printf("%s\n", s);
         free(s);
         cJSON_Delete(obj);
+    } else if (pm->calibrated) {
+        printf("%-60s %.6g %-7s p=%.4g\n", path, r->score, decision, p);
     } else {
-        printf("%-60s %.6g\n", path, r.score);
+        printf("%-60s %.6g\n", path, r->score);
     }
     fflush(stdout);
-done:
-    nm_result_free(&r);
-    nm_image_free(&img);
     return rc;
 }
 
@@ -178,6 +225,7 @@ int cmd_predict(int argc, char **argv)
 {
     predict_cli c;
     memset(&c, 0, sizeof c);
+    c.batch = 1;
     int rc = parse_args(argc, argv, &c);
     if (rc != 0) {
         path_list_free(&c.images);
@@ -189,20 +237,32 @@ int cmd_predict(int argc, char **argv)
         return EXIT_IO;
     }
     nm_error err = {0};
-    nm_model *model = NULL;
-    if (nm_model_load(c.model_path, c.threads, &model, &err)) {
-        path_list_free(&c.images);
-        return cli_report(&err);
+    predict_model pm = {0};
+    cli_batch b = {0};
+    if (nm_model_load(c.model_path, c.threads, &pm.model, &err) ||
+        cli_batch_init(&b, c.batch, &err)) {
+        rc = cli_report(&err);
+        goto done;
     }
     nm_model_info info;
-    nm_model_get_info(model, &info);
-    float hi = info.map_scale > 0 ? 2.0f * info.map_scale : 1.0f;
-    for (int i = 0; i < c.images.count; i++) {
-        int r = predict_one(&c, model, hi, c.images.paths[i]);
-        if (r != EXIT_OK)
-            rc = r; /* go on with the other images, but report failure */
+    nm_model_get_info(pm.model, &info);
+    pm.hi = info.map_scale > 0 ? 2.0f * info.map_scale : 1.0f;
+    pm.calibrated = nm_model_get_calibration(pm.model, &pm.cal);
+    const char *const *paths = (const char *const *)c.images.paths;
+    for (int i = 0; i < c.images.count; i += b.n) {
+        cli_batch_score(&b, pm.model, paths + i, c.images.count - i, c.out_dir != NULL);
+        for (int j = 0; j < b.n; j++) {
+            /* go on with the other images, but report failure */
+            int r = b.errors[j].code ? cli_report(&b.errors[j])
+                                     : report_one(&c, &pm, paths[i + j], &b.images[j],
+                                                  &b.results[j]);
+            if (r != EXIT_OK)
+                rc = r;
+        }
     }
-    nm_model_close(model);
+done:
+    cli_batch_free(&b);
+    nm_model_close(pm.model);
     path_list_free(&c.images);
     return rc;
 }

@@ -14,6 +14,7 @@ static void print_usage(FILE *f)
             "commands:\n"
             "  fit                        learn a model from good images\n"
             "  predict MODEL IMAGE...     score images, write anomaly maps and overlays\n"
+            "  calibrate MODEL --good DIR choose a threshold with a stated false-alarm rate\n"
             "  eval MODEL DATASET         image/pixel AUROC and AU-PRO on a labelled test set\n"
             "  info FILE                  describe a model file or an ONNX backbone\n"
             "  features MODEL.onnx ...    run a backbone on images, print/write feature taps\n"
@@ -52,6 +53,8 @@ int main(int argc, char **argv)
         return cmd_fit(argc - 1, argv + 1);
     if (strcmp(cmd, "predict") == 0)
         return cmd_predict(argc - 1, argv + 1);
+    if (strcmp(cmd, "calibrate") == 0)
+        return cmd_calibrate(argc - 1, argv + 1);
     if (strcmp(cmd, "eval") == 0)
         return cmd_eval(argc - 1, argv + 1);
     fprintf(stderr, "nominal: unknown command '%s' (see `nominal --help`)\n", cmd);

@@ -2,8 +2,9 @@
  * A model = preprocessing + backbone (up to its last tap) + one method.
  * This file is the pipeline around a method: decode -> preprocess ->
  * backbone -> method -> anomaly map on the original image; the model file
- * (META json, ONNX subgraph, the method's sections); fit's batching and
- * progress. Methods only see taps (see method.h).
+ * (META json, ONNX subgraph, the method's sections, the calibration as
+ * CALI); fit's and scoring's batching and progress; decisions from the
+ * calibration (methods/calibration.h). Methods only see taps (method.h).
  */
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include "core/error.h"
 #include "io/model_file.h"
 #include "methods/anomaly_map.h"
+#include "methods/calibration.h"
 #include "methods/method.h"
 #include "nn/net.h"
 #include "onnx/onnx_write.h"
@@ -40,11 +42,14 @@ struct nm_model {
     const uint8_t *onnx;
     size_t onnx_size;
     model_file *file; /* loaded models keep their file: the bank lives in it */
+    calibration *cal; /* NULL: not calibrated */
     /* scoring scratch, grown on demand */
     float *input;
     size_t input_cap;
     float *patch_scores;
     size_t patch_cap;
+    float *image_scores;
+    size_t image_cap;
 };
 
 void nm_fit_options_default(nm_fit_options *o)
@@ -69,8 +74,10 @@ void nm_model_close(nm_model *m)
     free(m->backbone_name);
     free(m->onnx_owned);
     model_file_free(m->file);
+    calibration_free(m->cal);
     free(m->input);
     free(m->patch_scores);
+    free(m->image_scores);
     free(m);
 }
 
@@ -296,15 +303,27 @@ static cJSON *meta_json(const nm_model *m)
     return root;
 }
 
+static char *json_text(cJSON *o)
+{
+    char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    return text;
+}
+
+/* The whole file is always rewritten (through a temp file), so saving a
+ * calibrated model replaces any older CALI section and a failed save
+ * leaves the old file as it was. */
 nm_status nm_model_save(const nm_model *m, const char *path, nm_error *err)
 {
     if (!m || !path)
         return nm_fail(err, NM_ERR_ARG, "nm_model_save: missing argument");
-    cJSON *meta = meta_json(m);
-    char *text = meta ? cJSON_PrintUnformatted(meta) : NULL;
-    cJSON_Delete(meta);
-    if (!text)
+    char *text = json_text(meta_json(m));
+    char *cali = m->cal ? json_text(calibration_to_json(&m->cal->pub)) : NULL;
+    if (!text || (m->cal && !cali)) {
+        free(text);
+        free(cali);
         return nm_fail(err, NM_ERR_NOMEM, "out of memory");
+    }
     model_writer *w = NULL;
     nm_status st = model_writer_open(path, &w, err);
     if (!st)
@@ -313,7 +332,10 @@ nm_status nm_model_save(const nm_model *m, const char *path, nm_error *err)
         st = model_writer_add(w, "ONNX", m->onnx, m->onnx_size, err);
     if (!st)
         st = m->ops->save(m->state, w, err);
+    if (!st && cali)
+        st = model_writer_add(w, "CALI", cali, strlen(cali), err);
     free(text);
+    free(cali);
     if (st) {
         model_writer_abort(w);
         return st;
@@ -401,6 +423,9 @@ static nm_status load_from_file(nm_model *m, int threads, nm_error *err)
         (st = set_taps(m, tap_names, n, err)))
         goto done;
     st = m->ops->load(cJSON_GetObjectItemCaseSensitive(meta, "params"), f, &m->state, err);
+    const model_section *cs = model_file_find(f, "CALI");
+    if (!st && cs)
+        st = calibration_from_json(cs->data, cs->size, f->path, &m->cal, err);
 done:
     cJSON_Delete(meta);
     return st;
@@ -434,53 +459,138 @@ void nm_result_free(nm_result *r)
     r->map = NULL;
 }
 
-nm_status nm_model_score(nm_model *m, const nm_image *img, int want_map, nm_result *out,
-                         nm_error *err)
+static int same_input_size(const nm_geometry *a, const nm_geometry *b)
 {
-    if (!m || !img || !out)
-        return nm_fail(err, NM_ERR_ARG, "nm_model_score: missing argument");
-    memset(out, 0, sizeof *out);
+    return a->out_width == b->out_width && a->out_height == b->out_height;
+}
+
+/* One backbone pass and one method call for n images whose network input
+ * has the same size; fills out[0..n). */
+static nm_status score_run(nm_model *m, const nm_image *const *imgs, const nm_geometry *g,
+                           int n, int want_map, nm_result *out, nm_error *err)
+{
     double t0 = now_seconds();
-    nm_geometry g;
-    nm_status st = nm_preprocess_geometry(&m->pre, img->width, img->height, &g, err);
-    if (!st)
-        st = grow(&m->input, &m->input_cap,
-                  3 * (size_t)g.out_width * (size_t)g.out_height, err);
-    if (!st)
-        st = nm_preprocess_image(&m->pre, img, m->input, &g, err);
+    size_t per = 3 * (size_t)g[0].out_width * (size_t)g[0].out_height;
+    nm_status st = grow(&m->input, &m->input_cap, per * (size_t)n, err);
+    for (int i = 0; !st && i < n; i++) {
+        nm_geometry gi;
+        st = nm_preprocess_image(&m->pre, imgs[i], m->input + per * (size_t)i, &gi, err);
+    }
     double t1 = now_seconds();
     nm_tensor taps[MAX_TAPS];
     if (!st)
-        st = nm_net_run(m->net, m->input, 1, g.out_height, g.out_width, taps, err);
+        st = nm_net_run(m->net, m->input, n, g[0].out_height, g[0].out_width, taps, err);
     if (st)
         return st;
     double t2 = now_seconds();
     int gw, gh;
     m->ops->grid(m->state, taps, m->n_taps, &gw, &gh);
-    if ((st = grow(&m->patch_scores, &m->patch_cap, (size_t)gw * (size_t)gh, err)))
+    size_t cells = (size_t)gw * (size_t)gh;
+    if ((st = grow(&m->patch_scores, &m->patch_cap, cells * (size_t)n, err)) ||
+        (st = grow(&m->image_scores, &m->image_cap, (size_t)n, err)))
         return st;
     method_context ctx = context_of(m, NULL, NULL);
-    float score;
-    if ((st = m->ops->score(m->state, &ctx, taps, m->n_taps, m->patch_scores, &score, err)))
+    if ((st = m->ops->score(m->state, &ctx, taps, m->n_taps, m->patch_scores,
+                            m->image_scores, err)))
         return st;
     double t3 = now_seconds();
-    out->score = score;
-    out->width = img->width;
-    out->height = img->height;
-    out->ms_preprocess = (t1 - t0) * 1e3;
-    out->ms_backbone = (t2 - t1) * 1e3;
-    out->ms_method = (t3 - t2) * 1e3;
-    if (!want_map)
-        return NM_OK;
-    out->map = malloc(sizeof(float) * (size_t)img->width * (size_t)img->height);
-    if (!out->map)
-        return nm_fail(err, NM_ERR_NOMEM, "out of memory for a %dx%d map", img->width,
-                       img->height);
-    st = anomaly_map_render(m->patch_scores, gw, gh, &g, MAP_SIGMA, NULL, out->map, err);
-    out->ms_map = (now_seconds() - t3) * 1e3;
-    if (st)
-        nm_result_free(out);
+    for (int i = 0; i < n && !st; i++) {
+        double t4 = now_seconds();
+        out[i].score = m->image_scores[i];
+        out[i].width = imgs[i]->width;
+        out[i].height = imgs[i]->height;
+        out[i].ms_preprocess = (t1 - t0) * 1e3 / n;
+        out[i].ms_backbone = (t2 - t1) * 1e3 / n;
+        out[i].ms_method = (t3 - t2) * 1e3 / n;
+        if (!want_map)
+            continue;
+        size_t pixels = (size_t)imgs[i]->width * (size_t)imgs[i]->height;
+        out[i].map = malloc(sizeof(float) * pixels);
+        if (!out[i].map)
+            return nm_fail(err, NM_ERR_NOMEM, "out of memory for a %dx%d map",
+                           imgs[i]->width, imgs[i]->height);
+        st = anomaly_map_render(m->patch_scores + cells * (size_t)i, gw, gh, &g[i], MAP_SIGMA,
+                                NULL, out[i].map, err);
+        out[i].ms_map = (now_seconds() - t4) * 1e3;
+    }
     return st;
+}
+
+nm_status nm_model_score_batch(nm_model *m, const nm_image *const *imgs, int n, int want_map,
+                               nm_result *out, nm_error *err)
+{
+    if (!m || !imgs || !out || n < 0)
+        return nm_fail(err, NM_ERR_ARG, "nm_model_score_batch: missing argument");
+    memset(out, 0, sizeof *out * (size_t)n);
+    if (n == 0)
+        return NM_OK;
+    nm_geometry *g = malloc(sizeof *g * (size_t)n);
+    if (!g)
+        return nm_fail(err, NM_ERR_NOMEM, "out of memory");
+    nm_status st = NM_OK;
+    for (int i = 0; !st && i < n; i++)
+        st = imgs[i] ? nm_preprocess_geometry(&m->pre, imgs[i]->width, imgs[i]->height, &g[i],
+                                              err)
+                     : nm_fail(err, NM_ERR_ARG, "nm_model_score_batch: image %d is NULL", i);
+    /* runs of equal input size, at most NM_SCORE_BATCH_MAX per pass */
+    for (int i = 0, j; !st && i < n; i = j) {
+        for (j = i + 1; j < n && j - i < NM_SCORE_BATCH_MAX && same_input_size(&g[i], &g[j]);)
+            j++;
+        st = score_run(m, imgs + i, g + i, j - i, want_map, out + i, err);
+    }
+    free(g);
+    if (st)
+        for (int i = 0; i < n; i++)
+            nm_result_free(&out[i]);
+    return st;
+}
+
+nm_status nm_model_score(nm_model *m, const nm_image *img, int want_map, nm_result *out,
+                         nm_error *err)
+{
+    if (!img)
+        return nm_fail(err, NM_ERR_ARG, "nm_model_score: missing argument");
+    return nm_model_score_batch(m, &img, 1, want_map, out, err);
+}
+
+/* ----------------------------------------------------------- calibration */
+
+nm_status nm_model_calibrate(nm_model *m, const nm_calibration_data *data,
+                             const nm_calibration_target *target, nm_error *err)
+{
+    if (!m)
+        return nm_fail(err, NM_ERR_ARG, "nm_model_calibrate: missing model");
+    calibration *c = NULL;
+    nm_status st = calibration_build(data, target, &c, err);
+    if (st)
+        return st;
+    calibration_free(m->cal);
+    m->cal = c;
+    return NM_OK;
+}
+
+int nm_model_get_calibration(const nm_model *m, nm_calibration *out)
+{
+    if (!m || !m->cal)
+        return 0;
+    *out = m->cal->pub;
+    return 1;
+}
+
+nm_status nm_decide(const nm_model *m, float score, int *anomalous, double *p_value,
+                    nm_error *err)
+{
+    if (!m || !m->cal)
+        return nm_fail(err, NM_ERR_ARG,
+                       "the model is not calibrated (see `nominal calibrate --help`)");
+    if (!isfinite(score))
+        return nm_fail(err, NM_ERR_ARG, "score %g is not finite", (double)score);
+    const nm_calibration *c = &m->cal->pub;
+    if (anomalous)
+        *anomalous = score > c->threshold;
+    if (p_value)
+        *p_value = calib_p_value(c->good_scores, c->n_good, score);
+    return NM_OK;
 }
 
 /* ----------------------------------------------------------------- info */
@@ -504,6 +614,10 @@ char *nm_model_describe_json(const nm_model *m)
     if (!root)
         return NULL;
     cJSON_AddNumberToObject(root, "backbone_bytes", (double)m->onnx_size);
+    if (m->cal)
+        cJSON_AddItemToObject(root, "calibration", calibration_to_json(&m->cal->pub));
+    else
+        cJSON_AddNullToObject(root, "calibration");
     char *s = cJSON_Print(root);
     cJSON_Delete(root);
     return s;
