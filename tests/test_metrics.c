@@ -450,30 +450,44 @@ static void test_binary_matches_reference(void **state)
     free(json);
 }
 
+/* The reference maps and masks: images x h x w each. */
+typedef struct pixel_fixture {
+    int images, w, h;
+    float *maps;
+    uint8_t *masks;
+} pixel_fixture;
+
+static pixel_fixture load_pixel_fixture(const char *json)
+{
+    pixel_fixture px;
+    px.images = (int)json_number(json, "pixel_images");
+    px.w = (int)json_number(json, "pixel_width");
+    px.h = (int)json_number(json, "pixel_height");
+    size_t total = (size_t)px.images * (size_t)px.w * (size_t)px.h, ln = 0;
+    px.maps = tu_read_f32(fixture("pixel_maps.f32"), total);
+    px.masks = tu_read_file(fixture("pixel_masks.u8"), &ln);
+    assert_non_null(px.maps);
+    assert_non_null(px.masks);
+    assert_int_equal(ln, total);
+    return px;
+}
+
 static void test_pixel_matches_official(void **state)
 {
     (void)state;
     char *json = load_expected();
-    int images = (int)json_number(json, "pixel_images");
-    int w = (int)json_number(json, "pixel_width");
-    int h = (int)json_number(json, "pixel_height");
-    size_t total = (size_t)images * (size_t)w * (size_t)h, ln = 0;
-    float *maps = tu_read_f32(fixture("pixel_maps.f32"), total);
-    uint8_t *masks = tu_read_file(fixture("pixel_masks.u8"), &ln);
-    assert_non_null(maps);
-    assert_non_null(masks);
-    assert_int_equal(ln, total);
+    pixel_fixture px = load_pixel_fixture(json);
     static const struct { double limit; const char *key; } lims[] = {
         {0.3, "au_pro_0.3"}, {0.1, "au_pro_0.1"}, {1.0, "au_pro_1"}};
     for (size_t i = 0; i < sizeof lims / sizeof lims[0]; i++) {
         double auroc, aupro;
-        pixel_ok(maps, masks, images, w, h, lims[i].limit, &auroc, &aupro);
+        pixel_ok(px.maps, px.masks, px.images, px.w, px.h, lims[i].limit, &auroc, &aupro);
         if (i == 0)
             check_ref("pixel_auroc", auroc, json_number(json, "pixel_auroc"));
         check_ref(lims[i].key, aupro, json_number(json, lims[i].key));
     }
-    free(maps);
-    free(masks);
+    free(px.maps);
+    free(px.masks);
     free(json);
 }
 
@@ -485,22 +499,15 @@ static void test_pixel_curves_on_reference(void **state)
 {
     (void)state;
     char *json = load_expected();
-    int images = (int)json_number(json, "pixel_images");
-    int w = (int)json_number(json, "pixel_width");
-    int h = (int)json_number(json, "pixel_height");
-    size_t total = (size_t)images * (size_t)w * (size_t)h, ln = 0;
-    float *maps = tu_read_f32(fixture("pixel_maps.f32"), total);
-    uint8_t *masks = tu_read_file(fixture("pixel_masks.u8"), &ln);
-    assert_non_null(maps);
-    assert_non_null(masks);
-    assert_int_equal(ln, total);
+    pixel_fixture px = load_pixel_fixture(json);
     static pixel_result r;
     static metric_curve roc;
-    pixel_run(maps, masks, images, w, h, 0.3, &r);
+    pixel_run(px.maps, px.masks, px.images, px.w, px.h, 0.3, &r);
     curve_is_thinned(&r.roc, 1.0, 1.0, r.auroc);
     curve_is_thinned(&r.pro, 0.3, -1.0, r.au_pro * 0.3);
     binary_metrics m;
-    assert_int_equal(metrics_binary_roc(maps, masks, total, &m, &roc, NULL), NM_OK);
+    size_t total = (size_t)px.images * (size_t)px.w * (size_t)px.h;
+    assert_int_equal(metrics_binary_roc(px.maps, px.masks, total, &m, &roc, NULL), NM_OK);
     check_ref("pixel f1_max", r.f1_max, m.f1_max);
     assert_float_equal(r.f1_threshold, m.f1_threshold, 0);
     assert_float_equal(r.auroc, m.auroc, EXACT);
@@ -509,8 +516,8 @@ static void test_pixel_curves_on_reference(void **state)
         assert_float_equal(r.roc.x[i], roc.x[i], 0);
         assert_float_equal(r.roc.y[i], roc.y[i], 0);
     }
-    free(maps);
-    free(masks);
+    free(px.maps);
+    free(px.masks);
     free(json);
 }
 

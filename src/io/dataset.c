@@ -87,7 +87,9 @@ void path_list_free(path_list *l)
     l->count = 0;
 }
 
-nm_status dataset_list_images(const char *dir, path_list *out, nm_error *err)
+/* The entries of dir as "dir/name" paths in natural order: its folders
+ * (folders != 0) or its image files; hidden names are skipped. */
+static nm_status list_entries(const char *dir, int folders, path_list *out, nm_error *err)
 {
     memset(out, 0, sizeof *out);
     DIR *d = opendir(dir);
@@ -101,21 +103,26 @@ nm_status dataset_list_images(const char *dir, path_list *out, nm_error *err)
     while (dir_len > 1 && dir[dir_len - 1] == '/')
         dir_len--;
     while (!st && (e = readdir(d))) {
-        if (e->d_name[0] == '.' || !has_image_extension(e->d_name))
+        if (e->d_name[0] == '.' || (!folders && !has_image_extension(e->d_name)))
             continue;
         snprintf(path, sizeof path, "%.*s/%s", dir_len, dir, e->d_name);
-        if (path_is_dir(path) == 0)
+        if (path_is_dir(path) == (folders ? 1 : 0))
             st = path_list_add(out, path, err);
     }
     closedir(d);
+    if (st)
+        path_list_free(out);
+    else
+        qsort(out->paths, (size_t)out->count, sizeof(char *), compare_paths);
+    return st;
+}
+
+nm_status dataset_list_images(const char *dir, path_list *out, nm_error *err)
+{
+    nm_status st = list_entries(dir, 0, out, err);
     if (!st && out->count == 0)
         st = nm_fail(err, NM_ERR_ARG, "%s: no images (.png, .jpg, .jpeg) in this folder", dir);
-    if (st) {
-        path_list_free(out);
-        return st;
-    }
-    qsort(out->paths, (size_t)out->count, sizeof(char *), compare_paths);
-    return NM_OK;
+    return st;
 }
 
 nm_status dataset_list_train(const char *dir, path_list *out, nm_error *err)
@@ -196,29 +203,6 @@ static nm_status add_folder(labelled_set *s, const char *dir, const char *type,
     return st;
 }
 
-/* The names of the folders inside dir, in natural order. */
-static nm_status list_subfolders(const char *dir, path_list *out, nm_error *err)
-{
-    memset(out, 0, sizeof *out);
-    DIR *d = opendir(dir);
-    if (!d)
-        return nm_fail(err, NM_ERR_IO, "%s: cannot open folder: %s", dir, strerror(errno));
-    struct dirent *e;
-    nm_status st = NM_OK;
-    while (!st && (e = readdir(d))) {
-        char p[8192];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        if (e->d_name[0] != '.' && path_is_dir(p) == 1)
-            st = path_list_add(out, e->d_name, err);
-    }
-    closedir(d);
-    if (st)
-        path_list_free(out);
-    else
-        qsort(out->paths, (size_t)out->count, sizeof(char *), compare_paths);
-    return st;
-}
-
 nm_status dataset_load_mvtec_test(const char *root, labelled_set *out, nm_error *err)
 {
     memset(out, 0, sizeof *out);
@@ -229,19 +213,19 @@ nm_status dataset_load_mvtec_test(const char *root, labelled_set *out, nm_error 
         return nm_fail(err, NM_ERR_IO, "%s: no test/ folder (expected an MVTec AD category)",
                        root);
     path_list types;
-    nm_status st = list_subfolders(test, &types, err);
+    nm_status st = list_entries(test, 1, &types, err);
     if (st)
         return st;
     if (types.count == 0)
         st = nm_fail(err, NM_ERR_ARG, "%s: test/ has no folders", root);
     out->have_masks = path_is_dir(gt) == 1;
     for (int i = 0; i < types.count && !st; i++) {
-        char dir[8192], mask_dir[8192];
-        snprintf(dir, sizeof dir, "%s/%s", test, types.paths[i]);
-        snprintf(mask_dir, sizeof mask_dir, "%s/%s", gt, types.paths[i]);
-        int normal = strcmp(types.paths[i], "good") == 0;
-        st = add_folder(out, dir, types.paths[i],
-                        out->have_masks && !normal ? mask_dir : NULL, err);
+        const char *type = strrchr(types.paths[i], '/') + 1;
+        char mask_dir[8192];
+        snprintf(mask_dir, sizeof mask_dir, "%s/%s", gt, type);
+        int normal = strcmp(type, "good") == 0;
+        st = add_folder(out, types.paths[i], type, out->have_masks && !normal ? mask_dir : NULL,
+                        err);
     }
     path_list_free(&types);
     if (st)
