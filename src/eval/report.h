@@ -24,7 +24,8 @@
 typedef struct report report;
 
 /* Creates DIR and DIR/img if needed (files of an earlier report there are
- * overwritten). heat_hi: the map value drawn full red in the heatmaps (the
+ * overwritten; thumbnails beyond this report's count stay, unreferenced,
+ * as nothing outside its own names is ever deleted). heat_hi: the map value drawn full red in the heatmaps (the
  * model's fixed colour scale, as `nominal predict` draws it). */
 nm_status report_open(const char *dir, float heat_hi, report **out, nm_error *err);
 
