@@ -27,9 +27,9 @@ static binary_metrics binary_ok(const float *s, const uint8_t *l, size_t n)
     return m;
 }
 
-/* Pixel AUROC and AU-PRO of a set of same-sized images. */
-static void pixel_ok(const float *maps, const uint8_t *masks, int images,
-                     int w, int h, double limit, double *auroc, double *aupro)
+/* All pixel results of a set of same-sized images. */
+static void pixel_run(const float *maps, const uint8_t *masks, int images,
+                      int w, int h, double limit, pixel_result *r)
 {
     pixel_metrics *pm = NULL;
     nm_error err = {0};
@@ -40,9 +40,64 @@ static void pixel_ok(const float *maps, const uint8_t *masks, int images,
                               &err) != NM_OK)
             fail_msg("pixel_metrics_add: %s", err.msg);
     }
-    if (pixel_metrics_finish(pm, limit, auroc, aupro, &err) != NM_OK)
+    if (pixel_metrics_finish(pm, limit, r, &err) != NM_OK)
         fail_msg("pixel_metrics_finish: %s", err.msg);
     pixel_metrics_free(pm);
+}
+
+/* Pixel AUROC and AU-PRO of a set of same-sized images. */
+static void pixel_ok(const float *maps, const uint8_t *masks, int images,
+                     int w, int h, double limit, double *auroc, double *aupro)
+{
+    static pixel_result r;
+    pixel_run(maps, masks, images, w, h, limit, &r);
+    *auroc = r.auroc;
+    *aupro = r.au_pro;
+}
+
+/* The curve is exactly these n points. */
+static void curve_is(const metric_curve *c, const double *xy, int n)
+{
+    if (c->n != n)
+        fail_msg("curve has %d points, expected %d", c->n, n);
+    for (int i = 0; i < n; i++) {
+        if (fabs(c->x[i] - xy[2 * i]) > EXACT || fabs(c->y[i] - xy[2 * i + 1]) > EXACT)
+            fail_msg("curve point %d is (%g, %g), expected (%g, %g)", i, c->x[i],
+                     c->y[i], xy[2 * i], xy[2 * i + 1]);
+    }
+}
+
+/* Trapezoid area under a curve's points. */
+static double curve_area(const metric_curve *c)
+{
+    double a = 0;
+    for (int i = 1; i < c->n; i++)
+        a += 0.5 * (c->y[i] + c->y[i - 1]) * (c->x[i] - c->x[i - 1]);
+    return a;
+}
+
+/* Thinned as promised: starts at (0, 0), ends at end_x, never decreases,
+ * kept points a step apart (except the final one), few enough points, and
+ * its area within one step of the exact area. */
+static void curve_is_thinned(const metric_curve *c, double end_x, double end_y,
+                             double exact_area)
+{
+    assert_true(c->n >= 2);
+    assert_true(c->n <= (int)((end_x + 1.0) / METRIC_CURVE_STEP) + 2);
+    assert_float_equal(c->x[0], 0.0, 0);
+    assert_float_equal(c->y[0], 0.0, 0);
+    assert_float_equal(c->x[c->n - 1], end_x, EXACT);
+    if (end_y >= 0)
+        assert_float_equal(c->y[c->n - 1], end_y, EXACT);
+    for (int i = 1; i < c->n; i++) {
+        assert_true(c->x[i] >= c->x[i - 1] && c->y[i] >= c->y[i - 1]);
+        if (i < c->n - 1)
+            assert_true(c->x[i] - c->x[i - 1] + c->y[i] - c->y[i - 1] >=
+                        METRIC_CURVE_STEP);
+    }
+    double area = curve_area(c);
+    printf("  curve: %d points, area %.6f, exact %.6f\n", c->n, area, exact_area);
+    assert_true(fabs(area - exact_area) <= METRIC_CURVE_STEP);
 }
 
 static double pixel_aupro(const float *map, const uint8_t *mask, int w, int h,
@@ -223,18 +278,18 @@ static void test_pixel_finish_twice_and_add_after(void **state)
     const float map[4] = {0.9f, 0.8f, 0.7f, 0.1f};
     const uint8_t mask[4] = {1, 0, 1, 0};
     pixel_metrics *pm = NULL;
-    double a1, p1, a2, p2;
+    pixel_result r1, r2;
     assert_int_equal(pixel_metrics_create(&pm, NULL), NM_OK);
     assert_int_equal(pixel_metrics_add(pm, map, mask, 2, 2, NULL), NM_OK);
-    assert_int_equal(pixel_metrics_finish(pm, 1.0, &a1, &p1, NULL), NM_OK);
-    assert_int_equal(pixel_metrics_finish(pm, 1.0, &a2, &p2, NULL), NM_OK);
-    assert_float_equal(a1, a2, 0);
-    assert_float_equal(p1, p2, 0);
+    assert_int_equal(pixel_metrics_finish(pm, 1.0, &r1, NULL), NM_OK);
+    assert_int_equal(pixel_metrics_finish(pm, 1.0, &r2, NULL), NM_OK);
+    assert_float_equal(r1.auroc, r2.auroc, 0);
+    assert_float_equal(r1.au_pro, r2.au_pro, 0);
     /* the same image again: AUROC and AU-PRO unchanged (4 regions now) */
     assert_int_equal(pixel_metrics_add(pm, map, mask, 2, 2, NULL), NM_OK);
-    assert_int_equal(pixel_metrics_finish(pm, 1.0, &a2, &p2, NULL), NM_OK);
-    assert_float_equal(a1, a2, EXACT);
-    assert_float_equal(p1, p2, EXACT);
+    assert_int_equal(pixel_metrics_finish(pm, 1.0, &r2, NULL), NM_OK);
+    assert_float_equal(r1.auroc, r2.auroc, EXACT);
+    assert_float_equal(r1.au_pro, r2.au_pro, EXACT);
     pixel_metrics_free(pm);
 }
 
@@ -243,12 +298,12 @@ static void test_pixel_errors(void **state)
     (void)state;
     pixel_metrics *pm = NULL;
     nm_error err = {0};
-    double auroc = 0, aupro = 0;
+    pixel_result r;
     const float map[4] = {0.1f, 0.2f, 0.3f, 0.4f};
     const float nan_map[4] = {0.1f, 0.2f, 0.3f, NAN};
     const uint8_t none[4] = {0, 0, 0, 0}, all[4] = {1, 1, 1, 1};
     assert_int_equal(pixel_metrics_create(&pm, &err), NM_OK);
-    assert_int_equal(pixel_metrics_finish(pm, 0.3, &auroc, &aupro, &err),
+    assert_int_equal(pixel_metrics_finish(pm, 0.3, &r, &err),
                      NM_ERR_ARG); /* nothing added */
     assert_int_equal(pixel_metrics_add(pm, map, none, 0, 2, &err), NM_ERR_ARG);
     assert_int_equal(pixel_metrics_add(pm, map, none, 2, -1, &err), NM_ERR_ARG);
@@ -256,26 +311,83 @@ static void test_pixel_errors(void **state)
                      NM_ERR_ARG);
     assert_non_null(strstr(err.msg, "(1, 1) is NaN"));
     assert_int_equal(pixel_metrics_add(pm, map, none, 2, 2, &err), NM_OK);
-    /* only normal pixels: both outputs NaN and an error */
-    assert_int_equal(pixel_metrics_finish(pm, 0.3, &auroc, &aupro, &err),
+    /* only normal pixels: NaN outputs, no curves and an error */
+    assert_int_equal(pixel_metrics_finish(pm, 0.3, &r, &err),
                      NM_ERR_ARG);
     assert_non_null(strstr(err.msg, "no defect pixels"));
-    assert_true(isnan(auroc) && isnan(aupro));
+    assert_true(isnan(r.auroc) && isnan(r.au_pro) && isnan(r.f1_max) &&
+                isnan(r.f1_threshold));
+    assert_int_equal(r.roc.n, 0);
+    assert_int_equal(r.pro.n, 0);
     pixel_metrics_free(pm);
 
     assert_int_equal(pixel_metrics_create(&pm, &err), NM_OK);
     assert_int_equal(pixel_metrics_add(pm, map, all, 2, 2, &err), NM_OK);
-    assert_int_equal(pixel_metrics_finish(pm, 0.3, &auroc, &aupro, &err),
+    assert_int_equal(pixel_metrics_finish(pm, 0.3, &r, &err),
                      NM_ERR_ARG); /* no normal pixels */
     assert_int_equal(pixel_metrics_add(pm, map, none, 2, 2, &err), NM_OK);
-    assert_int_equal(pixel_metrics_finish(pm, 0.0, &auroc, &aupro, &err),
+    assert_int_equal(pixel_metrics_finish(pm, 0.0, &r, &err),
                      NM_ERR_ARG);
-    assert_int_equal(pixel_metrics_finish(pm, 1.5, &auroc, &aupro, &err),
+    assert_int_equal(pixel_metrics_finish(pm, 1.5, &r, &err),
                      NM_ERR_ARG);
-    assert_int_equal(pixel_metrics_finish(pm, 0.3, &auroc, &aupro, &err),
+    assert_int_equal(pixel_metrics_finish(pm, 0.3, &r, &err),
                      NM_OK);
     pixel_metrics_free(pm);
     pixel_metrics_free(NULL);
+}
+
+/* ------------------------------------------------- curves and F1 by hand */
+
+static void test_binary_roc_curve(void **state)
+{
+    (void)state;
+    static metric_curve roc;
+    binary_metrics m;
+    const float s[4] = {0.1f, 0.2f, 0.8f, 0.9f};
+    const uint8_t l[4] = {0, 0, 1, 1};
+    assert_int_equal(metrics_binary_roc(s, l, 4, &m, &roc, NULL), NM_OK);
+    const double perfect[] = {0, 0, 0, 0.5, 0, 1, 0.5, 1, 1, 1};
+    curve_is(&roc, perfect, 5);
+    /* one tie group: the diagonal */
+    const float t[4] = {0.5f, 0.5f, 0.5f, 0.5f};
+    const uint8_t lt[4] = {0, 1, 0, 1};
+    assert_int_equal(metrics_binary_roc(t, lt, 4, &m, &roc, NULL), NM_OK);
+    const double diagonal[] = {0, 0, 1, 1};
+    curve_is(&roc, diagonal, 2);
+    /* an error leaves no curve */
+    assert_int_equal(metrics_binary_roc(t, lt, 0, &m, &roc, NULL), NM_ERR_ARG);
+    assert_int_equal(roc.n, 0);
+}
+
+static void test_pixel_curves_and_f1(void **state)
+{
+    (void)state;
+    static pixel_result r;
+    /* As test_pixel_one_pixel_regions: two 1-pixel regions (0.9, 0.7), two
+     * normal pixels (0.8, 0.1). P = 2, F1 = 2TP / (TP + FP + 2) at 0.9 0.8
+     * 0.7 0.1: 2/3, 2/4, 4/5, 4/6 -> 4/5 at 0.7. Each region is one pixel,
+     * so TPR and PRO coincide. */
+    const float map[4] = {0.9f, 0.8f, 0.7f, 0.1f};
+    const uint8_t mask[4] = {1, 0, 1, 0};
+    pixel_run(map, mask, 1, 2, 2, 1.0, &r);
+    assert_float_equal(r.f1_max, 0.8, EXACT);
+    assert_float_equal(r.f1_threshold, 0.7f, 0);
+    const double full[] = {0, 0, 0, 0.5, 0.5, 0.5, 0.5, 1, 1, 1};
+    curve_is(&r.roc, full, 5);
+    curve_is(&r.pro, full, 5);
+    /* to FPR 0.3 the PRO curve stops at the limit, PRO interpolated */
+    pixel_run(map, mask, 1, 2, 2, 0.3, &r);
+    const double to_limit[] = {0, 0, 0, 0.5, 0.3, 0.5};
+    curve_is(&r.pro, to_limit, 3);
+    curve_is(&r.roc, full, 5);
+
+    /* As test_pixel_interpolation_at_limit: (1/3, 0) then (2/3, 1); at
+     * limit 1/2 the last point is (1/2, 1/2). */
+    const float map2[4] = {0.9f, 0.5f, 0.5f, 0.1f};
+    const uint8_t mask2[4] = {0, 1, 0, 0};
+    pixel_run(map2, mask2, 1, 4, 1, 0.5, &r);
+    const double interp[] = {0, 0, 1.0 / 3.0, 0, 0.5, 0.5};
+    curve_is(&r.pro, interp, 3);
 }
 
 /* ------------------------------------------------- against references */
@@ -338,30 +450,74 @@ static void test_binary_matches_reference(void **state)
     free(json);
 }
 
+/* The reference maps and masks: images x h x w each. */
+typedef struct pixel_fixture {
+    int images, w, h;
+    float *maps;
+    uint8_t *masks;
+} pixel_fixture;
+
+static pixel_fixture load_pixel_fixture(const char *json)
+{
+    pixel_fixture px;
+    px.images = (int)json_number(json, "pixel_images");
+    px.w = (int)json_number(json, "pixel_width");
+    px.h = (int)json_number(json, "pixel_height");
+    size_t total = (size_t)px.images * (size_t)px.w * (size_t)px.h, ln = 0;
+    px.maps = tu_read_f32(fixture("pixel_maps.f32"), total);
+    px.masks = tu_read_file(fixture("pixel_masks.u8"), &ln);
+    assert_non_null(px.maps);
+    assert_non_null(px.masks);
+    assert_int_equal(ln, total);
+    return px;
+}
+
 static void test_pixel_matches_official(void **state)
 {
     (void)state;
     char *json = load_expected();
-    int images = (int)json_number(json, "pixel_images");
-    int w = (int)json_number(json, "pixel_width");
-    int h = (int)json_number(json, "pixel_height");
-    size_t total = (size_t)images * (size_t)w * (size_t)h, ln = 0;
-    float *maps = tu_read_f32(fixture("pixel_maps.f32"), total);
-    uint8_t *masks = tu_read_file(fixture("pixel_masks.u8"), &ln);
-    assert_non_null(maps);
-    assert_non_null(masks);
-    assert_int_equal(ln, total);
+    pixel_fixture px = load_pixel_fixture(json);
     static const struct { double limit; const char *key; } lims[] = {
         {0.3, "au_pro_0.3"}, {0.1, "au_pro_0.1"}, {1.0, "au_pro_1"}};
     for (size_t i = 0; i < sizeof lims / sizeof lims[0]; i++) {
         double auroc, aupro;
-        pixel_ok(maps, masks, images, w, h, lims[i].limit, &auroc, &aupro);
+        pixel_ok(px.maps, px.masks, px.images, px.w, px.h, lims[i].limit, &auroc, &aupro);
         if (i == 0)
             check_ref("pixel_auroc", auroc, json_number(json, "pixel_auroc"));
         check_ref(lims[i].key, aupro, json_number(json, lims[i].key));
     }
-    free(maps);
-    free(masks);
+    free(px.maps);
+    free(px.masks);
+    free(json);
+}
+
+/* On the reference pixel data (30 k pixels, thousands of thresholds): the
+ * thinned curves keep their promises, and pixel F1-max, its threshold and
+ * the ROC curve equal those of metrics_binary_roc on the same pixels
+ * pooled (whose F1 is checked against the reference above). */
+static void test_pixel_curves_on_reference(void **state)
+{
+    (void)state;
+    char *json = load_expected();
+    pixel_fixture px = load_pixel_fixture(json);
+    static pixel_result r;
+    static metric_curve roc;
+    pixel_run(px.maps, px.masks, px.images, px.w, px.h, 0.3, &r);
+    curve_is_thinned(&r.roc, 1.0, 1.0, r.auroc);
+    curve_is_thinned(&r.pro, 0.3, -1.0, r.au_pro * 0.3);
+    binary_metrics m;
+    size_t total = (size_t)px.images * (size_t)px.w * (size_t)px.h;
+    assert_int_equal(metrics_binary_roc(px.maps, px.masks, total, &m, &roc, NULL), NM_OK);
+    check_ref("pixel f1_max", r.f1_max, m.f1_max);
+    assert_float_equal(r.f1_threshold, m.f1_threshold, 0);
+    assert_float_equal(r.auroc, m.auroc, EXACT);
+    assert_int_equal(r.roc.n, roc.n);
+    for (int i = 0; i < roc.n; i++) {
+        assert_float_equal(r.roc.x[i], roc.x[i], 0);
+        assert_float_equal(r.roc.y[i], roc.y[i], 0);
+    }
+    free(px.maps);
+    free(px.masks);
     free(json);
 }
 
@@ -398,12 +554,12 @@ static void test_pixel_timing(void **state)
             fail_msg("%s", err.msg);
     }
     double t1 = now_s();
-    double auroc, aupro;
-    if (pixel_metrics_finish(pm, 0.3, &auroc, &aupro, &err) != NM_OK)
+    static pixel_result r;
+    if (pixel_metrics_finish(pm, 0.3, &r, &err) != NM_OK)
         fail_msg("%s", err.msg);
     double t2 = now_s();
     printf("  20 M pixels: add %.2f s, finish %.2f s (auroc %.4f, "
-           "au-pro %.4f)\n", t1 - t0 - t_fill, t2 - t1, auroc, aupro);
+           "au-pro %.4f)\n", t1 - t0 - t_fill, t2 - t1, r.auroc, r.au_pro);
     pixel_metrics_free(pm);
     free(map);
     free(mask);
@@ -423,8 +579,11 @@ int main(void)
         cmocka_unit_test(test_pixel_empty_mask_image),
         cmocka_unit_test(test_pixel_finish_twice_and_add_after),
         cmocka_unit_test(test_pixel_errors),
+        cmocka_unit_test(test_binary_roc_curve),
+        cmocka_unit_test(test_pixel_curves_and_f1),
         cmocka_unit_test(test_binary_matches_reference),
         cmocka_unit_test(test_pixel_matches_official),
+        cmocka_unit_test(test_pixel_curves_on_reference),
         cmocka_unit_test(test_pixel_timing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,353 +1,391 @@
 /* `nominal eval`: the MVTec AD protocol on a labelled test set. */
-#include <dirent.h>
 #include <math.h>
-#include <unistd.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "cli/cli.h"
 #include "core/error.h"
 #include "eval/metrics.h"
+#include "eval/report.h"
+#include "eval/summary.h"
+#include "io/atomic_file.h"
 #include "io/dataset.h"
+
+#define FPR_LIMIT 0.3
 
 static void print_help(void)
 {
-    printf("usage: nominal eval MODEL DATASET [--json FILE] [--threads N]\n"
-           "       nominal eval MODEL --good DIR --bad DIR [--masks DIR] [--json FILE]\n"
+    printf("usage: nominal eval MODEL DATASET [--json FILE] [--report DIR] [--threads N]\n"
+           "       nominal eval MODEL --good DIR --bad DIR [--masks DIR] [...]\n"
            "\n"
            "Score a labelled test set and report image AUROC, AUPR and F1-max (overall\n"
            "and per defect type), pixel AUROC over all pixels at the masks' own\n"
-           "resolution, and AU-PRO up to FPR 0.3 (official MVTec definition).\n"
+           "resolution, AU-PRO up to FPR 0.3 (official MVTec definition) and pixel F1-max.\n"
            "DATASET is an MVTec AD category: DATASET/test/<type>/ (good = normal) with\n"
-           "masks DATASET/ground_truth/<type>/<name>_mask.png, paired by file name.\n"
-           "Without masks only image metrics are reported.\n");
+           "masks DATASET/ground_truth/<type>/<name>_mask.png, paired by file name\n"
+           "(x_10.jpg <-> x_10_mask.png); with --masks, MASKS/<name>_mask.png likewise.\n"
+           "Masks may be gray or RGB (non-zero = defect) and of any size (resized\n"
+           "nearest to the image); a defective image without a mask is an error.\n"
+           "Without masks only image metrics are reported.\n"
+           "\n"
+           "  --json FILE   all figures as JSON (schema: docs/eval.md)\n"
+           "  --report DIR  DIR/index.html: summary, ROC/PRO/score charts, and every\n"
+           "                image worst first with its heatmap and mask contours\n");
 }
 
-typedef struct eval_item {
-    char *path;
-    char *type;      /* "good" for normal images */
-    char *mask_path; /* NULL: no mask (normal, or none supplied) */
-} eval_item;
+typedef struct eval_cli {
+    const char *model_path, *root, *good, *bad, *masks, *json_path, *report_dir;
+    int threads;
+} eval_cli;
 
-typedef struct eval_set {
-    eval_item *items;
-    int n;
-    int have_masks;
-} eval_set;
-
-static void eval_set_free(eval_set *s)
+/* 0 to go on, else the exit code (-1: --help printed). */
+static int parse_args(int argc, char **argv, eval_cli *c)
 {
-    for (int i = 0; i < s->n; i++) {
-        free(s->items[i].path);
-        free(s->items[i].type);
-        free(s->items[i].mask_path);
-    }
-    free(s->items);
-}
-
-static const char *stem_of(const char *path, size_t *len)
-{
-    const char *b = strrchr(path, '/');
-    b = b ? b + 1 : path;
-    const char *dot = strrchr(b, '.');
-    *len = dot ? (size_t)(dot - b) : strlen(b);
-    return b;
-}
-
-/* Add every image of dir with this type; masks from mask_dir by name
- * (x_10.png <-> x_10_mask.png), never by position. */
-static nm_status add_dir(eval_set *s, const char *dir, const char *type, const char *mask_dir,
-                         nm_error *err)
-{
-    path_list l = {0};
-    nm_status st = dataset_list_images(dir, &l, err);
-    if (st)
-        return st;
-    eval_item *p = realloc(s->items, sizeof *p * (size_t)(s->n + l.count));
-    if (!p) {
-        path_list_free(&l);
-        return nm_fail(err, NM_ERR_NOMEM, "out of memory");
-    }
-    s->items = p;
-    for (int i = 0; i < l.count; i++) {
-        eval_item *it = &s->items[s->n++];
-        it->path = strdup(l.paths[i]);
-        it->type = strdup(type);
-        it->mask_path = NULL;
-        if (mask_dir) {
-            size_t len;
-            const char *stem = stem_of(l.paths[i], &len);
-            char mp[4096];
-            snprintf(mp, sizeof mp, "%s/%.*s_mask.png", mask_dir, (int)len, stem);
-            if (path_is_dir(mp) == 0)
-                it->mask_path = strdup(mp);
-            else if (strcmp(type, "good") != 0) {
-                path_list_free(&l);
-                return nm_fail(err, NM_ERR_IO, "%s: no mask %s for this defective image",
-                               l.paths[i], mp);
-            }
-        }
-    }
-    path_list_free(&l);
-    return NM_OK;
-}
-
-static int compare_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static nm_status load_mvtec(eval_set *s, const char *root, nm_error *err)
-{
-    char test[4096], gt[4096];
-    snprintf(test, sizeof test, "%.4000s/test", root);
-    snprintf(gt, sizeof gt, "%.4000s/ground_truth", root);
-    DIR *d = opendir(test);
-    if (!d)
-        return nm_fail(err, NM_ERR_IO, "%s: no test/ folder (expected an MVTec AD category)",
-                       root);
-    char *types[256];
-    int nt = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) && nt < 256) {
-        char p[8192];
-        snprintf(p, sizeof p, "%s/%s", test, e->d_name);
-        if (e->d_name[0] != '.' && path_is_dir(p) == 1)
-            types[nt++] = strdup(e->d_name);
-    }
-    closedir(d);
-    qsort(types, (size_t)nt, sizeof *types, compare_names);
-    s->have_masks = path_is_dir(gt) == 1;
-    nm_status st = nt ? NM_OK : nm_fail(err, NM_ERR_ARG, "%s: test/ has no folders", root);
-    for (int i = 0; i < nt && !st; i++) {
-        char dir[8192], md[8192];
-        snprintf(dir, sizeof dir, "%s/%s", test, types[i]);
-        snprintf(md, sizeof md, "%s/%s", gt, types[i]);
-        int is_good = strcmp(types[i], "good") == 0;
-        st = add_dir(s, dir, types[i], s->have_masks && !is_good ? md : NULL, err);
-    }
-    for (int i = 0; i < nt; i++)
-        free(types[i]);
-    return st;
-}
-
-/* Nearest-neighbour resize of a mask to the image size (masks may come at
- * any resolution), as a 0/1 byte map. */
-static uint8_t *mask_for(const eval_item *it, int w, int h, nm_error *err)
-{
-    uint8_t *m = calloc((size_t)w * (size_t)h, 1);
-    if (!m || !it->mask_path)
-        return m;
-    nm_image g = {0};
-    if (nm_image_load_gray(it->mask_path, 0, &g, err)) {
-        free(m);
-        return NULL;
-    }
-    for (int y = 0; y < h; y++) {
-        int sy = (int)(((int64_t)y * g.height) / h);
-        for (int x = 0; x < w; x++) {
-            int sx = (int)(((int64_t)x * g.width) / w);
-            m[(size_t)y * w + x] = g.pixels[(size_t)sy * g.width + sx] > 0;
-        }
-    }
-    nm_image_free(&g);
-    return m;
-}
-
-typedef struct type_result {
-    const char *type;
-    binary_metrics m;
-    int n;
-} type_result;
-
-int cmd_eval(int argc, char **argv)
-{
-    const char *model_path = NULL, *root = NULL, *good = NULL, *bad = NULL, *masks = NULL;
-    const char *json_path = NULL;
-    int threads = 0;
+    static const struct {
+        const char *name, *what;
+        size_t offset;
+    } opts[] = {
+        {"--json", "a file", offsetof(eval_cli, json_path)},
+        {"--report", "a folder", offsetof(eval_cli, report_dir)},
+        {"--good", "a folder", offsetof(eval_cli, good)},
+        {"--bad", "a folder", offsetof(eval_cli, bad)},
+        {"--masks", "a folder", offsetof(eval_cli, masks)},
+    };
     for (int i = 1; i < argc; i++) {
         const char *v;
-        int r;
+        int r = 0;
         if (cli_is_help(argv[i])) {
             print_help();
-            return EXIT_OK;
-        } else if ((r = cli_opt(argc, argv, &i, "--json", &v))) {
-            if (r < 0)
-                return cli_usage_error("eval", "--json needs a file");
-            json_path = v;
-        } else if ((r = cli_opt(argc, argv, &i, "--good", &v))) {
-            if (r < 0)
-                return cli_usage_error("eval", "--good needs a folder");
-            good = v;
-        } else if ((r = cli_opt(argc, argv, &i, "--bad", &v))) {
-            if (r < 0)
-                return cli_usage_error("eval", "--bad needs a folder");
-            bad = v;
-        } else if ((r = cli_opt(argc, argv, &i, "--masks", &v))) {
-            if (r < 0)
-                return cli_usage_error("eval", "--masks needs a folder");
-            masks = v;
-        } else if ((r = cli_opt(argc, argv, &i, "--threads", &v))) {
-            if (r < 0 || cli_parse_int(v, 0, 1024, &threads))
+            return -1;
+        }
+        for (size_t k = 0; k < sizeof opts / sizeof opts[0] && !r; k++) {
+            if ((r = cli_opt(argc, argv, &i, opts[k].name, &v)) < 0)
+                return cli_usage_error("eval", "%s needs %s", opts[k].name, opts[k].what);
+            if (r)
+                *(const char **)((char *)c + opts[k].offset) = v;
+        }
+        if (r)
+            continue;
+        if ((r = cli_opt(argc, argv, &i, "--threads", &v))) {
+            if (r < 0 || cli_parse_int(v, 0, 1024, &c->threads))
                 return cli_usage_error("eval", "--threads needs a number");
         } else if (argv[i][0] == '-') {
             return cli_usage_error("eval", "unknown option '%s'", argv[i]);
-        } else if (!model_path) {
-            model_path = argv[i];
-        } else if (!root) {
-            root = argv[i];
+        } else if (!c->model_path) {
+            c->model_path = argv[i];
+        } else if (!c->root) {
+            c->root = argv[i];
         } else {
             return cli_usage_error("eval", "unexpected argument '%s'", argv[i]);
         }
     }
-    if (!model_path || (!root && !(good && bad)))
+    if (!c->model_path || (!c->root && !(c->good && c->bad)))
         return cli_usage_error("eval", "need MODEL and DATASET (or --good and --bad)");
+    if (c->root && (c->good || c->bad || c->masks))
+        return cli_usage_error("eval", "give DATASET or --good/--bad/--masks, not both");
+    return 0;
+}
 
-    nm_error err = {0};
-    eval_set set = {0};
-    nm_model *model = NULL;
-    pixel_metrics *pm = NULL;
-    float *scores = NULL;
-    uint8_t *labels = NULL;
-    int rc = EXIT_OK;
-    nm_status st;
-    if (root)
-        st = load_mvtec(&set, root, &err);
-    else {
-        set.have_masks = masks != NULL;
-        st = add_dir(&set, good, "good", NULL, &err);
-        if (!st)
-            st = add_dir(&set, bad, "bad", masks, &err);
-    }
+/* Everything one run holds; eval_state_free releases what is set. */
+typedef struct eval_state {
+    labelled_set set;
+    nm_model *model;
+    pixel_metrics *pm; /* NULL without masks */
+    report *rep;       /* NULL without --report */
+    float *scores;
+    uint8_t *labels;
+    type_metrics *types;
+    eval_summary sum;
+    char no_pixel[512]; /* sum.no_pixel points here */
+    double t_score, t_metrics, t_report;
+} eval_state;
+
+static void eval_state_free(eval_state *e)
+{
+    labelled_set_free(&e->set);
+    nm_model_close(e->model);
+    pixel_metrics_free(e->pm);
+    report_free(e->rep);
+    free(e->scores);
+    free(e->labels);
+    free(e->types);
+}
+
+/* Scores image i and feeds its map and mask to the pixel metrics and the
+ * report. */
+static nm_status score_one(eval_state *e, int i, nm_error *err)
+{
+    const labelled_image *it = &e->set.items[i];
+    nm_image img = {0};
+    nm_result r = {0};
+    uint8_t *mask = NULL;
+    double t0 = cli_now_seconds();
+    nm_status st = nm_image_load(it->path, 0, &img, err);
     if (!st)
-        st = nm_model_load(model_path, threads, &model, &err);
-    if (!st && set.have_masks)
-        st = pixel_metrics_create(&pm, &err);
-    if (st) {
-        rc = cli_report(&err);
-        goto done;
+        st = nm_model_score(e->model, &img, e->pm || e->rep, &r, err);
+    double t1 = cli_now_seconds();
+    e->t_score += t1 - t0;
+    e->scores[i] = r.score;
+    e->labels[i] = strcmp(it->type, "good") != 0;
+    if (!st && e->set.have_masks)
+        st = dataset_load_mask(it->mask_path, r.width, r.height, &mask, err);
+    if (!st && e->pm)
+        st = pixel_metrics_add(e->pm, r.map, mask, r.width, r.height, err);
+    double t2 = cli_now_seconds();
+    e->t_metrics += t2 - t1;
+    if (!st && e->rep)
+        st = report_add(e->rep, it->path, it->type, e->labels[i], r.score, &img, r.map, mask,
+                        err);
+    e->t_report += cli_now_seconds() - t2;
+    if (st && err->msg[0] && !strstr(err->msg, it->path)) {
+        /* name the image whose processing failed */
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        nm_fail(err, st, "%s: %s", it->path, msg);
     }
-    scores = malloc(sizeof(float) * (size_t)set.n);
-    labels = malloc((size_t)set.n);
-    if (!scores || !labels) {
-        fprintf(stderr, "nominal: out of memory\n");
-        rc = EXIT_FAILURE_GENERIC;
-        goto done;
+    free(mask);
+    nm_result_free(&r);
+    nm_image_free(&img);
+    return st;
+}
+
+/* Each defect type against all normal images, in the set's type order. */
+static nm_status per_type(eval_state *e, nm_error *err)
+{
+    int n = e->set.count;
+    float *sub_s = malloc(sizeof(float) * (size_t)n);
+    uint8_t *sub_l = malloc((size_t)n);
+    e->types = calloc((size_t)n, sizeof *e->types);
+    if (!sub_s || !sub_l || !e->types) {
+        free(sub_s);
+        free(sub_l);
+        return nm_fail(err, NM_ERR_NOMEM, "out of memory");
     }
-    double t_score = 0, t_metrics = 0, t0 = cli_now_seconds();
-    for (int i = 0; i < set.n; i++) {
-        eval_item *it = &set.items[i];
-        nm_image img = {0};
-        nm_result r = {0};
-        double s0 = cli_now_seconds();
-        st = nm_image_load(it->path, 0, &img, &err);
-        if (!st)
-            st = nm_model_score(model, &img, pm != NULL, &r, &err);
-        double s1 = cli_now_seconds();
-        t_score += s1 - s0;
-        if (!st && pm) {
-            uint8_t *mask = mask_for(it, img.width, img.height, &err);
-            st = mask ? pixel_metrics_add(pm, r.map, mask, r.width, r.height, &err)
-                      : (err.code ? err.code : NM_ERR_NOMEM);
-            free(mask);
-        }
-        t_metrics += cli_now_seconds() - s1;
-        scores[i] = r.score;
-        labels[i] = strcmp(it->type, "good") != 0;
-        nm_result_free(&r);
-        nm_image_free(&img);
-        if (st) {
-            rc = cli_report(&err);
-            goto done;
-        }
-        if (isatty(2))
-            fprintf(stderr, "\reval %5d / %d", i + 1, set.n);
-    }
-    if (isatty(2))
-        fprintf(stderr, "\n");
-    double m0 = cli_now_seconds();
-    binary_metrics overall;
-    if (metrics_binary(scores, labels, (size_t)set.n, &overall, &err)) {
-        rc = cli_report(&err);
-        goto done;
-    }
-    double pixel_auroc = NAN, au_pro = NAN;
-    if (pm && pixel_metrics_finish(pm, 0.3, &pixel_auroc, &au_pro, &err)) {
-        rc = cli_report(&err);
-        goto done;
-    }
-    /* per defect type: that type against the good images */
-    cJSON *root_json = cJSON_CreateObject();
-    cJSON_AddStringToObject(root_json, "model", model_path);
-    cJSON_AddStringToObject(root_json, "dataset", root ? root : bad);
-    cJSON_AddNumberToObject(root_json, "images", set.n);
-    cJSON *per = cJSON_AddObjectToObject(root_json, "per_type");
-    float *sub_s = malloc(sizeof(float) * (size_t)set.n);
-    uint8_t *sub_l = malloc((size_t)set.n);
-    printf("%-18s %6s %8s %8s %8s\n", "type", "images", "AUROC", "AUPR", "F1-max");
-    for (int i = 0; sub_s && sub_l && i < set.n; i++) {
-        const char *type = set.items[i].type;
-        if (!labels[i] || cJSON_GetObjectItemCaseSensitive(per, type))
+    for (int i = 0; i < n; i++) {
+        const char *type = e->set.items[i].type;
+        int seen = !e->labels[i];
+        for (int t = 0; t < e->sum.n_types && !seen; t++)
+            seen = strcmp(e->types[t].type, type) == 0;
+        if (seen)
             continue;
-        size_t n = 0;
+        size_t m = 0;
         int n_type = 0;
-        for (int j = 0; j < set.n; j++) {
-            int same = strcmp(set.items[j].type, type) == 0;
-            if (!labels[j] || same) {
-                sub_s[n] = scores[j];
-                sub_l[n++] = labels[j];
+        for (int j = 0; j < n; j++) {
+            int same = strcmp(e->set.items[j].type, type) == 0;
+            if (!e->labels[j] || same) {
+                sub_s[m] = e->scores[j];
+                sub_l[m++] = e->labels[j];
                 n_type += same;
             }
         }
-        binary_metrics m;
-        if (metrics_binary(sub_s, sub_l, n, &m, &err))
-            continue; /* no good images: per-type figures are undefined */
-        cJSON *o = cJSON_AddObjectToObject(per, type);
-        cJSON_AddNumberToObject(o, "images", n_type);
-        cJSON_AddNumberToObject(o, "image_auroc", m.auroc);
-        cJSON_AddNumberToObject(o, "image_aupr", m.aupr);
-        cJSON_AddNumberToObject(o, "image_f1_max", m.f1_max);
-        printf("%-18s %6d %8.4f %8.4f %8.4f\n", type, n_type, m.auroc, m.aupr, m.f1_max);
+        type_metrics *tm = &e->types[e->sum.n_types++];
+        tm->type = type;
+        tm->images = n_type;
+        /* there are normal images: metrics_binary on all of them passed */
+        metrics_binary(sub_s, sub_l, m, &tm->m, NULL);
     }
     free(sub_s);
     free(sub_l);
-    t_metrics += cli_now_seconds() - m0;
-    printf("%-18s %6d %8.4f %8.4f %8.4f\n", "all", set.n, overall.auroc, overall.aupr,
-           overall.f1_max);
-    cJSON_AddNumberToObject(root_json, "image_auroc", overall.auroc);
-    cJSON_AddNumberToObject(root_json, "image_aupr", overall.aupr);
-    cJSON_AddNumberToObject(root_json, "image_f1_max", overall.f1_max);
-    cJSON_AddNumberToObject(root_json, "image_f1_threshold", overall.f1_threshold);
-    if (pm) {
-        printf("pixel AUROC %.4f, AU-PRO (FPR <= 0.3) %.4f\n", pixel_auroc, au_pro);
-        cJSON_AddNumberToObject(root_json, "pixel_auroc", pixel_auroc);
-        cJSON_AddNumberToObject(root_json, "au_pro", au_pro);
+    e->sum.types = e->types;
+    return NM_OK;
+}
+
+/* Pixel metrics, or the reason there are none: masks that mark no defect
+ * pixel at all leave them undefined, which is worth a note, not a failure
+ * (the image metrics stand). */
+static nm_status pixel_part(eval_state *e, nm_error *err)
+{
+    if (!e->pm) {
+        e->sum.no_pixel = "no masks given";
+        return NM_OK;
     }
-    double total = cli_now_seconds() - t0;
-    printf("scoring %.1f s (%.0f ms/image), metrics %.1f s beyond scoring, total %.1f s, "
-           "peak RSS %.0f MiB\n",
-           t_score, 1e3 * t_score / set.n, t_metrics, total,
-           (double)cli_peak_rss() / 1048576.0);
-    cJSON_AddNumberToObject(root_json, "scoring_seconds", t_score);
-    cJSON_AddNumberToObject(root_json, "metrics_seconds", t_metrics);
-    cJSON_AddNumberToObject(root_json, "peak_rss_bytes", (double)cli_peak_rss());
-    if (json_path) {
-        char *text = cJSON_Print(root_json);
-        FILE *f = text ? fopen(json_path, "w") : NULL;
-        if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
-            fprintf(stderr, "nominal: %s: cannot write\n", json_path);
-            rc = EXIT_IO;
-        }
-        free(text);
+    nm_error perr = {0};
+    nm_status st = pixel_metrics_finish(e->pm, FPR_LIMIT, &e->sum.pixel, &perr);
+    if (st == NM_ERR_ARG) {
+        fprintf(stderr, "nominal: note: no pixel metrics: %s\n", perr.msg);
+        snprintf(e->no_pixel, sizeof e->no_pixel, "%s", perr.msg);
+        e->sum.no_pixel = e->no_pixel;
+        return NM_OK;
     }
-    cJSON_Delete(root_json);
-done:
-    pixel_metrics_free(pm);
-    nm_model_close(model);
-    eval_set_free(&set);
-    free(scores);
-    free(labels);
+    if (st) {
+        *err = perr;
+        return st;
+    }
+    e->sum.have_pixel = 1;
+    return NM_OK;
+}
+
+static void print_results(const eval_state *e)
+{
+    const eval_summary *s = &e->sum;
+    printf("%-18s %6s %8s %8s %8s\n", "type", "images", "AUROC", "AUPR", "F1-max");
+    for (int t = 0; t < s->n_types; t++)
+        printf("%-18s %6d %8.4f %8.4f %8.4f\n", s->types[t].type, s->types[t].images,
+               s->types[t].m.auroc, s->types[t].m.aupr, s->types[t].m.f1_max);
+    printf("%-18s %6d %8.4f %8.4f %8.4f\n", "all", s->images, s->image.auroc, s->image.aupr,
+           s->image.f1_max);
+    if (s->have_pixel)
+        printf("pixel AUROC %.4f, AU-PRO (FPR <= %g) %.4f, pixel F1-max %.4f at %.6g\n",
+               s->pixel.auroc, s->fpr_limit, s->pixel.au_pro, s->pixel.f1_max,
+               s->pixel.f1_threshold);
+}
+
+static void add_number_or_null(cJSON *o, const char *key, int have, double v)
+{
+    if (have)
+        cJSON_AddNumberToObject(o, key, v);
+    else
+        cJSON_AddNullToObject(o, key);
+}
+
+/* The schema is documented in docs/eval.md; keep the two in step. */
+static nm_status write_json(const eval_state *e, const char *path, nm_error *err)
+{
+    const eval_summary *s = &e->sum;
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "model", s->model);
+    cJSON_AddStringToObject(root, "dataset", s->dataset);
+    cJSON_AddNumberToObject(root, "images", s->images);
+    cJSON_AddNumberToObject(root, "anomalous_images", s->anomalous);
+    cJSON *per = cJSON_AddObjectToObject(root, "per_type");
+    for (int t = 0; t < s->n_types; t++) {
+        cJSON *o = cJSON_AddObjectToObject(per, s->types[t].type);
+        cJSON_AddNumberToObject(o, "images", s->types[t].images);
+        cJSON_AddNumberToObject(o, "image_auroc", s->types[t].m.auroc);
+        cJSON_AddNumberToObject(o, "image_aupr", s->types[t].m.aupr);
+        cJSON_AddNumberToObject(o, "image_f1_max", s->types[t].m.f1_max);
+    }
+    cJSON_AddNumberToObject(root, "image_auroc", s->image.auroc);
+    cJSON_AddNumberToObject(root, "image_aupr", s->image.aupr);
+    cJSON_AddNumberToObject(root, "image_f1_max", s->image.f1_max);
+    cJSON_AddNumberToObject(root, "image_f1_threshold", s->image.f1_threshold);
+    int px = s->have_pixel;
+    add_number_or_null(root, "pixel_auroc", px, s->pixel.auroc);
+    add_number_or_null(root, "au_pro", px, s->pixel.au_pro);
+    cJSON_AddNumberToObject(root, "au_pro_fpr_limit", s->fpr_limit);
+    add_number_or_null(root, "pixel_f1_max", px, s->pixel.f1_max);
+    add_number_or_null(root, "pixel_f1_threshold", px, s->pixel.f1_threshold);
+    if (e->rep)
+        cJSON_AddStringToObject(root, "report", report_page_path(e->rep));
+    else
+        cJSON_AddNullToObject(root, "report");
+    cJSON_AddNumberToObject(root, "scoring_seconds", e->t_score);
+    cJSON_AddNumberToObject(root, "metrics_seconds", e->t_metrics);
+    cJSON_AddNumberToObject(root, "report_seconds", e->t_report);
+    cJSON_AddNumberToObject(root, "peak_rss_bytes", (double)cli_peak_rss());
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text)
+        return nm_fail(err, NM_ERR_NOMEM, "%s: out of memory", path);
+    atomic_file af;
+    nm_status st = atomic_file_open(&af, path, err);
+    if (!st)
+        st = atomic_file_write(&af, text, strlen(text), err);
+    if (!st)
+        st = atomic_file_write(&af, "\n", 1, err);
+    if (!st)
+        st = atomic_file_commit(&af, err);
+    else
+        atomic_file_abort(&af);
+    free(text);
+    return st;
+}
+
+/* Fails now, not after scoring every image, if FILE's folder is missing. */
+static nm_status check_output_folder(const char *file, nm_error *err)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", file);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        return NM_OK;
+    slash[slash == dir] = '\0'; /* "/x.json" -> "/" */
+    if (path_is_dir(dir) != 1)
+        return nm_fail(err, NM_ERR_IO, "%s: cannot write: folder %s not found", file, dir);
+    return NM_OK;
+}
+
+static nm_status run(const eval_cli *c, eval_state *e, nm_error *err)
+{
+    nm_status st = c->json_path ? check_output_folder(c->json_path, err) : NM_OK;
+    if (!st)
+        st = c->root ? dataset_load_mvtec_test(c->root, &e->set, err)
+                     : dataset_load_labelled(c->good, c->bad, c->masks, &e->set, err);
+    if (!st)
+        st = nm_model_load(c->model_path, c->threads, &e->model, err);
+    if (!st && e->set.have_masks)
+        st = pixel_metrics_create(&e->pm, err);
+    if (!st && c->report_dir) {
+        nm_model_info info;
+        nm_model_get_info(e->model, &info);
+        st = report_open(c->report_dir, 2.0f * info.map_scale, &e->rep, err);
+    }
+    int n = e->set.count;
+    if (!st) {
+        e->scores = malloc(sizeof(float) * (size_t)n);
+        e->labels = malloc((size_t)n);
+        if (!e->scores || !e->labels)
+            st = nm_fail(err, NM_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < n && !st; i++) {
+        st = score_one(e, i, err);
+        if (isatty(2))
+            fprintf(stderr, "\reval %5d / %d", i + 1, n);
+    }
+    if (isatty(2) && n)
+        fprintf(stderr, "\n");
+    if (st)
+        return st;
+    eval_summary *s = &e->sum;
+    s->model = c->model_path;
+    s->dataset = c->root ? c->root : c->bad;
+    s->images = n;
+    s->fpr_limit = FPR_LIMIT;
+    for (int i = 0; i < n; i++)
+        s->anomalous += e->labels[i];
+    double t0 = cli_now_seconds();
+    st = metrics_binary_roc(e->scores, e->labels, (size_t)n, &s->image, &s->image_roc, err);
+    if (!st)
+        st = per_type(e, err);
+    if (!st)
+        st = pixel_part(e, err);
+    double t1 = cli_now_seconds();
+    e->t_metrics += t1 - t0;
+    if (!st && e->rep)
+        st = report_write(e->rep, s, err);
+    e->t_report += cli_now_seconds() - t1;
+    if (st)
+        return st;
+    print_results(e);
+    if (e->rep)
+        printf("report: %s\n", report_page_path(e->rep));
+    printf("scoring %.1f s (%.0f ms/image), metrics %.1f s and report %.1f s beyond "
+           "scoring, peak RSS %.0f MiB\n", e->t_score, 1e3 * e->t_score / n, e->t_metrics,
+           e->t_report, (double)cli_peak_rss() / 1048576.0);
+    return c->json_path ? write_json(e, c->json_path, err) : NM_OK;
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    eval_cli c;
+    memset(&c, 0, sizeof c);
+    int rc = parse_args(argc, argv, &c);
+    if (rc)
+        return rc < 0 ? EXIT_OK : rc;
+    /* large (curves): on the heap, not the stack */
+    eval_state *e = calloc(1, sizeof *e);
+    if (!e) {
+        fprintf(stderr, "nominal: out of memory\n");
+        return EXIT_FAILURE_GENERIC;
+    }
+    nm_error err = {0};
+    if (run(&c, e, &err))
+        rc = cli_report(&err);
+    eval_state_free(e);
+    free(e);
     return rc;
 }

@@ -42,6 +42,15 @@ static uint64_t make_key(float score, uint32_t payload)
 static uint32_t key_score(uint64_t key) { return (uint32_t)(key >> 32); }
 static uint32_t key_payload(uint64_t key) { return (uint32_t)key; }
 
+/* The float whose score_bits are s (the inverse of score_bits). */
+static float bits_to_score(uint32_t s)
+{
+    uint32_t u = (s & 0x80000000u) ? (s & 0x7FFFFFFFu) : ~s;
+    float score;
+    memcpy(&score, &u, sizeof score);
+    return score;
+}
+
 /* Sorts keys[n] ascending by their high 32 bits (LSD radix, 4 passes of one
  * byte; a pass whose byte is the same for every key is skipped). Uses
  * scratch[n]; returns whichever of the two buffers holds the result. */
@@ -108,20 +117,76 @@ static double roc_value(const roc_acc *r, uint64_t pos, uint64_t neg)
     return (double)r->twice_area / 2.0 / ((double)pos * (double)neg);
 }
 
+/* ---------------------------------------------------------------- curves */
+
+static void curve_start(metric_curve *c)
+{
+    c->n = 1;
+    c->x[0] = 0.0;
+    c->y[0] = 0.0;
+    c->pending = 0;
+}
+
+/* Keeps (x, y) if it is a step away from the last kept point, else holds it
+ * as pending so that curve_end can keep the final point. The capacity check
+ * is a guard only: a monotone curve in the unit square needs 2 / step + 2. */
+static void curve_push(metric_curve *c, double x, double y)
+{
+    if (!c)
+        return;
+    int last = c->n - 1;
+    if (fabs(x - c->x[last]) + fabs(y - c->y[last]) >= METRIC_CURVE_STEP &&
+        c->n < METRIC_CURVE_MAX - 1) {
+        c->x[c->n] = x;
+        c->y[c->n] = y;
+        c->n++;
+        c->pending = 0;
+    } else {
+        c->pending_x = x;
+        c->pending_y = y;
+        c->pending = 1;
+    }
+}
+
+static void curve_end(metric_curve *c)
+{
+    if (c && c->pending) {
+        c->x[c->n] = c->pending_x;
+        c->y[c->n] = c->pending_y;
+        c->n++;
+        c->pending = 0;
+    }
+}
+
+/* F1 = 2TP / (2TP + FP + FN) = 2TP / (TP + FP + P); strict '>' keeps the
+ * highest threshold among equal F1 values. */
+typedef struct f1_acc {
+    double best;
+    float threshold;
+} f1_acc;
+
+static void f1_step(f1_acc *a, uint64_t tp, uint64_t fp, uint64_t pos, float score)
+{
+    double f1 = 2.0 * (double)tp / (double)(tp + fp + pos);
+    if (f1 > a->best) {
+        a->best = f1;
+        a->threshold = score;
+    }
+}
+
 /* ---------------------------------------------------------------- binary */
 
 /* Walks the sorted keys (ascending, so from the end) group by group. */
 static void binary_walk(const uint64_t *sorted, size_t n, uint64_t pos,
-                        uint64_t neg, binary_metrics *out)
+                        uint64_t neg, binary_metrics *out, metric_curve *curve)
 {
     roc_acc roc = {0, 0, 0};
+    f1_acc f1 = {-1.0, 0.0f};
     uint64_t tp = 0, fp = 0;
-    double ap = 0.0, prev_recall = 0.0, best_f1 = -1.0;
-    float best_t = 0.0f;
+    double ap = 0.0, prev_recall = 0.0;
     size_t i = n;
     while (i > 0) {
         uint32_t s = key_score(sorted[i - 1]);
-        float score = 0.0f;
         while (i > 0 && key_score(sorted[i - 1]) == s) {
             if (key_payload(sorted[i - 1]))
                 tp++;
@@ -129,31 +194,32 @@ static void binary_walk(const uint64_t *sorted, size_t n, uint64_t pos,
                 fp++;
             i--;
         }
-        /* the group's score, recovered from the first sample's bits */
-        uint32_t u = (s & 0x80000000u) ? (s & 0x7FFFFFFFu) : ~s;
-        memcpy(&score, &u, sizeof score);
         roc_step(&roc, tp, fp);
+        curve_push(curve, (double)fp / (double)neg, (double)tp / (double)pos);
         double recall = (double)tp / (double)pos;
         double precision = (double)tp / (double)(tp + fp);
         ap += (recall - prev_recall) * precision;
         prev_recall = recall;
-        /* F1 = 2TP / (2TP + FP + FN) = 2TP / (TP + FP + P); strict '>' keeps
-         * the highest threshold among equal F1 values. */
-        double f1 = 2.0 * (double)tp / (double)(tp + fp + pos);
-        if (f1 > best_f1) {
-            best_f1 = f1;
-            best_t = score;
-        }
+        f1_step(&f1, tp, fp, pos, bits_to_score(s));
     }
+    curve_end(curve);
     out->auroc = roc_value(&roc, pos, neg);
     out->aupr = ap;
-    out->f1_max = best_f1;
-    out->f1_threshold = best_t;
+    out->f1_max = f1.best;
+    out->f1_threshold = f1.threshold;
 }
 
 nm_status metrics_binary(const float *scores, const uint8_t *labels, size_t n,
                          binary_metrics *out, nm_error *err)
 {
+    return metrics_binary_roc(scores, labels, n, out, NULL, err);
+}
+
+nm_status metrics_binary_roc(const float *scores, const uint8_t *labels, size_t n,
+                             binary_metrics *out, metric_curve *roc, nm_error *err)
+{
+    if (roc)
+        roc->n = 0;
     if (!scores || !labels || !out)
         return nm_fail(err, NM_ERR_ARG, "metrics_binary: NULL argument");
     if (n == 0)
@@ -179,8 +245,11 @@ nm_status metrics_binary(const float *scores, const uint8_t *labels, size_t n,
         keys[i] = make_key(scores[i], labels[i] != 0);
     uint64_t *sorted = NULL, *scratch = NULL;
     nm_status st = sort_keys(keys, n, &sorted, &scratch, err);
-    if (st == NM_OK)
-        binary_walk(sorted, n, pos, neg, out);
+    if (st == NM_OK) {
+        if (roc)
+            curve_start(roc);
+        binary_walk(sorted, n, pos, neg, out, roc);
+    }
     free(scratch);
     free(keys);
     return st;
@@ -329,6 +398,7 @@ typedef struct pro_acc {
     double limit, area;
     double fpr, pro; /* previous point */
     int done;
+    metric_curve *curve; /* the points up to the limit */
 } pro_acc;
 
 static void pro_step(pro_acc *a, double fpr, double pro)
@@ -339,10 +409,12 @@ static void pro_step(pro_acc *a, double fpr, double pro)
         pro = 1.0;
     if (fpr <= a->limit) {
         a->area += 0.5 * (pro + a->pro) * (fpr - a->fpr);
+        curve_push(a->curve, fpr, pro);
     } else {
         if (a->fpr < a->limit) {
             double y = a->pro + (pro - a->pro) * (a->limit - a->fpr) / (fpr - a->fpr);
             a->area += 0.5 * (y + a->pro) * (a->limit - a->fpr);
+            curve_push(a->curve, a->limit, y);
         }
         a->done = 1;
     }
@@ -350,13 +422,16 @@ static void pro_step(pro_acc *a, double fpr, double pro)
     a->pro = pro;
 }
 
-/* One walk down the sorted pixels: ROC counts and the PRO curve. */
+/* One walk down the sorted pixels: ROC counts, F1 and the PRO curve. */
 static void pixel_walk(const pixel_metrics *pm, const uint64_t *sorted,
-                       double fpr_limit, double *auroc, double *au_pro)
+                       double fpr_limit, pixel_result *out)
 {
     uint64_t neg = pm->n - pm->n_defect;
     roc_acc roc = {0, 0, 0};
-    pro_acc pro = {fpr_limit, 0.0, 0.0, 0.0, 0};
+    f1_acc f1 = {-1.0, 0.0f};
+    curve_start(&out->roc);
+    curve_start(&out->pro);
+    pro_acc pro = {fpr_limit, 0.0, 0.0, 0.0, 0, &out->pro};
     uint64_t tp = 0, fp = 0;
     double overlap = 0.0; /* sum over seen defect pixels of 1 / region size */
     size_t i = pm->n;
@@ -373,25 +448,32 @@ static void pixel_walk(const pixel_metrics *pm, const uint64_t *sorted,
             i--;
         }
         roc_step(&roc, tp, fp);
+        curve_push(&out->roc, (double)fp / (double)neg,
+                   (double)tp / (double)pm->n_defect);
+        f1_step(&f1, tp, fp, pm->n_defect, bits_to_score(s));
         pro_step(&pro, (double)fp / (double)neg,
                  overlap / (double)pm->n_regions);
     }
-    *auroc = roc_value(&roc, pm->n_defect, neg);
-    *au_pro = pro.area / fpr_limit;
+    curve_end(&out->roc);
+    curve_end(&out->pro);
+    out->auroc = roc_value(&roc, pm->n_defect, neg);
+    out->au_pro = pro.area / fpr_limit;
+    out->f1_max = f1.best;
+    out->f1_threshold = f1.threshold;
 }
 
 /* Sorts the pixels added so far (in place; finish may be called again, and
  * more images added in between). Without defect pixels there are no regions:
- * AU-PRO is undefined and so is pixel AUROC, so both outputs are set to NaN
- * and NM_ERR_ARG is returned; likewise when no pixel is normal. */
-nm_status pixel_metrics_finish(pixel_metrics *pm, double fpr_limit, double *pixel_auroc,
-                               double *au_pro, nm_error *err)
+ * AU-PRO is undefined and so is pixel AUROC, so the outputs stay NaN and
+ * NM_ERR_ARG is returned; likewise when no pixel is normal. */
+nm_status pixel_metrics_finish(pixel_metrics *pm, double fpr_limit, pixel_result *out,
+                               nm_error *err)
 {
-    if (pixel_auroc)
-        *pixel_auroc = NAN;
-    if (au_pro)
-        *au_pro = NAN;
-    if (!pm || !pixel_auroc || !au_pro)
+    if (out) {
+        out->auroc = out->au_pro = out->f1_max = out->f1_threshold = NAN;
+        out->roc.n = out->pro.n = 0;
+    }
+    if (!pm || !out)
         return nm_fail(err, NM_ERR_ARG, "pixel_metrics_finish: NULL argument");
     if (!(fpr_limit > 0.0 && fpr_limit <= 1.0))
         return nm_fail(err, NM_ERR_ARG,
@@ -412,7 +494,7 @@ nm_status pixel_metrics_finish(pixel_metrics *pm, double fpr_limit, double *pixe
     nm_status st = sort_keys(pm->keys, pm->n, &sorted, &scratch, err);
     if (st != NM_OK)
         return st;
-    pixel_walk(pm, sorted, fpr_limit, pixel_auroc, au_pro);
+    pixel_walk(pm, sorted, fpr_limit, out);
     free(scratch);
     return NM_OK;
 }
