@@ -389,6 +389,13 @@ nm_status nm_image_decode(const uint8_t *data, size_t size, const char *name,
     return decode_as(data, size, name, max_pixels, 3, out, err);
 }
 
+nm_status nm_image_decode_gray(const uint8_t *data, size_t size,
+                               const char *name, size_t max_pixels,
+                               nm_image *out, nm_error *err)
+{
+    return decode_as(data, size, name, max_pixels, 1, out, err);
+}
+
 /* Read a whole regular file into a malloc'ed buffer. */
 static nm_status read_whole_file(const char *path, uint8_t **data,
                                  size_t *size, nm_error *err)
