@@ -1,7 +1,8 @@
 #!/bin/sh
 # Seed corpora for the fuzz targets, in $FUZZ_BUILD/seeds/<kind>/ (never
-# committed: made here from tests/tools' generators, fuzz/corpus.py and the
-# CLI). Remade when a generator is newer than the last run.
+# committed: made by fuzz/corpus.py from tests/tools' generators,
+# fuzz/bad_inputs.py and the CLI). Remade when a generator is newer than the
+# last run.
 #   png/ jpeg/     valid images of every kind the decoders handle, broken ones
 #   onnx/          tiny valid backbones, every supported op, broken graphs
 #   model/         a tiny fitted model, its truncations and variants
@@ -19,14 +20,8 @@ fi
 echo "fuzz: making seed corpora in $seeds" >&2
 rm -rf "$seeds"
 mkdir -p "$seeds"
-"$PY" fuzz/corpus.py base --out "$seeds" >"$FUZZ_BUILD/corpus.log" 2>&1 || {
+"$PY" fuzz/corpus.py --out "$seeds" --nominal "$NOMINAL" >"$FUZZ_BUILD/corpus.log" 2>&1 || {
     cat "$FUZZ_BUILD/corpus.log" >&2; exit 1; }
-"$NOMINAL" fit --backbone "$seeds/work/tiny.onnx" --taps t1,t2 \
-    --train "$seeds/work/train" -o "$seeds/work/tiny.nmm" --resize 32 --crop 32 \
-    --coreset 0.05 --tap_dim 8 --dim 8 --threads 1 >>"$FUZZ_BUILD/corpus.log" 2>&1 || {
-    cat "$FUZZ_BUILD/corpus.log" >&2; exit 1; }
-"$PY" fuzz/corpus.py model --out "$seeds" --model "$seeds/work/tiny.nmm" \
-    >>"$FUZZ_BUILD/corpus.log" 2>&1 || { cat "$FUZZ_BUILD/corpus.log" >&2; exit 1; }
 for d in "$seeds"/*/; do
     [ "$(basename "$d")" = work ] || echo "fuzz: $(ls "$d" | wc -l) seeds in $d" >&2
 done

@@ -441,8 +441,8 @@ static nm_status pc_load(const cJSON *o, const model_file *f, void **state, nm_e
     else if (pc->bank_rows == 0 || (size_t)pc->k > pc->bank_rows || !bank_fits ||
              bank->size != bank_bytes)
         st = nm_fail(err, NM_ERR_FORMAT,
-                     "%s: BANK holds %zu bytes, expected %zu rows of %d floats", f->path,
-                     bank->size, pc->bank_rows, pc->pf.out_dim);
+                     "%s: BANK holds %zu bytes, expected %.17g rows of %d floats", f->path,
+                     bank->size, rows, pc->pf.out_dim);
     if (st) {
         pc_destroy(pc);
         return st;

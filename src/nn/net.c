@@ -813,6 +813,16 @@ static nm_status graph_error(const nm_net *net, const nn_layer *L, const char *w
                    what);
 }
 
+/* Add operands of different shapes: a broken graph when ranks or channels
+ * differ, else (spatial sizes) a matter of this input size. */
+static nm_status add_mismatch(const nm_net *net, const nn_layer *L, const nn_shape *a,
+                              const nn_shape *b, const char *what, nm_error *err)
+{
+    if (a->rank != b->rank || a->dims[1] != b->dims[1])
+        return graph_error(net, L, what, err);
+    return shape_error(net, L, what, err);
+}
+
 /* Spatial output size of a window op; for ceil mode also the extra end
  * padding so that oneDNN (which has no ceil mode) sees the same windows:
  * like PyTorch, the last window must start inside the input or left pad.
@@ -911,7 +921,9 @@ static nm_status infer_shapes(nm_net *net, int n, int h, int w, nm_error *err)
             break;
         case NN_ADD:
             if (!same_shape(in, &S[L->inputs[1]]))
-                return shape_error(net, L, "inputs differ in shape (broadcasting is not supported)", err);
+                return add_mismatch(net, L, in, &S[L->inputs[1]],
+                                    "inputs differ in shape (broadcasting is not supported)",
+                                    err);
             break;
         case NN_CONCAT:
             out.dims[1] = 0;
@@ -940,12 +952,13 @@ static nm_status infer_shapes(nm_net *net, int n, int h, int w, nm_error *err)
         /* an Add fused into a Conv is checked here, where it now lives */
         for (int i = 0; i < L->n_post; i++)
             if (L->post[i].kind == NN_POST_SUM && !same_shape(&out, &S[L->post[i].value]))
-                return shape_error(net, L, "inputs differ in shape (broadcasting is not supported)", err);
-        if (!shape_is_sane(&out)) {
-            snprintf(msg, sizeof msg, "output shape is empty or over %lld elements",
-                     (long long)NET_MAX_ELEMENTS);
-            return shape_error(net, L, msg, err);
-        }
+                return add_mismatch(net, L, &out, &S[L->post[i].value],
+                                    "the Add after it has inputs of different shapes "
+                                    "(broadcasting is not supported)", err);
+        if (!shape_is_sane(&out))
+            return nm_fail(err, NM_ERR_LIMIT,
+                           "%s: node '%s': output would have more than %lld elements",
+                           net->graph->path, L->name, (long long)NET_MAX_ELEMENTS);
         S[L->output] = out;
     }
     return NM_OK;
