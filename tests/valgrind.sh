@@ -9,14 +9,22 @@
 #  - a few unit test binaries (image decoding, model files, ONNX loading).
 # Every run must end with no memcheck error and no definite, indirect or
 # possible leak. tests/valgrind.supp holds the only suppressions, each
-# third-party noise with the reason it is not ours. OpenMP threads wait
-# passively: spinning workers make memcheck (one thread at a time) crawl.
+# third-party noise with the reason it is not ours. Two settings:
+#  - OMP_WAIT_POLICY=passive: spinning OpenMP workers make memcheck (which
+#    runs one thread at a time) crawl;
+#  - DNNL_MAX_CPU_ISA=AVX: oneDNN's AVX2 GEMM kernels load whole 8-float
+#    vectors past the end of oneDNN's own scratchpad (memcheck: "Invalid
+#    read of size 32 ... 0 bytes after a block alloc'd by posix_memalign in
+#    libdnnl ... dnnl_primitive_execute"; the extra lanes are never used).
+#    Those reads come from JIT code with no symbol, so no suppression could
+#    name them without also hiding JIT reads past *our* buffers; oneDNN's
+#    AVX kernels have no such reads, and they are 10x faster under memcheck.
 set -u
 BUILD=${BUILD:-build}
 SHARED=${SHARED:-../shared}
 export NOMINAL_SHARED="$SHARED" NOMINAL_BUILD="$BUILD" NOMINAL_FIXTURES="${FIXTURES:-$BUILD/fixtures}"
 NOM="$BUILD/nominal"
-export OMP_WAIT_POLICY=passive
+export OMP_WAIT_POLICY=passive DNNL_MAX_CPU_ISA=AVX
 VG="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect,possible
     --show-leak-kinds=definite,indirect,possible --num-callers=40 --suppressions=tests/valgrind.supp"
 command -v valgrind >/dev/null || { echo "valgrind: not installed (scripts/deps.sh --test)"; exit 1; }
@@ -44,13 +52,15 @@ bi="$tmp/bi"
 /usr/bin/python3 fuzz/bad_inputs.py --out "$bi" --nominal "$NOM" >"$tmp/gen.log" 2>&1 || {
     cat "$tmp/gen.log"; echo "FAIL fuzz/bad_inputs.py"; exit 1; }
 vg tiny-fit 0 "$NOM" fit --backbone "$bi/tiny.onnx" --taps t1,t2 --train "$bi/train" \
-    -o "$tmp/tiny.nmm" --resize 32 --crop 32 --coreset 0.05 --tap_dim 8 --dim 8 --threads 1
+    -o "$tmp/tiny.nmm" --resize 32 --crop 32 --coreset 0.05 --threads 2
 vg tiny-predict 0 "$NOM" predict "$tmp/tiny.nmm" "$bi/train" --out "$tmp/tiny_out" --json
-for f in input_4ch bn_mismatch add_fused_mismatch relu_no_input concat_explosion empty_weight; do
-    vg "bad-onnx-$f" 5 "$NOM" bench backbone "$bi/onnx/$f.onnx" --size 16 --iters 1 --warmup 0 2>/dev/null
+# FILE:EXIT, as tests/test_bad_inputs.sh expects them
+for f in input_4ch:5 bn_mismatch:4 add_fused_mismatch:4 relu_no_input:4 concat_explosion:4 \
+         empty_weight:5 newline_name:5; do
+    vg "bad-onnx-${f%:*}" "${f#*:}" "$NOM" bench backbone "$bi/onnx/${f%:*}.onnx" --size 16 --iters 1 --warmup 0
 done
-for f in bank_wrap onnx_4ch meta_tap_missing meta_pre_std_zero meta_deep; do
-    vg "bad-model-$f" 4 "$NOM" predict "$bi/model/$f.nmm" "$bi/train/000.png"
+for f in bank_wrap:4 onnx_4ch:5 meta_tap_missing:4 meta_pre_std_zero:4 meta_deep:4 meta_patch_huge:4; do
+    vg "bad-model-${f%:*}" "${f#*:}" "$NOM" predict "$bi/model/${f%:*}.nmm" "$bi/train/000.png"
 done
 
 BOTTLE="$SHARED/data/mvtec_ad/bottle"
