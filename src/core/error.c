@@ -29,6 +29,12 @@ nm_status nm_fail(nm_error *err, nm_status code, const char *fmt, ...)
         err->code = code;
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);
         va_end(ap);
+        /* Names in messages come from files (ONNX node names, paths, JSON
+         * strings): control characters there must not break the one-line
+         * message or reach a terminal. */
+        for (char *c = err->msg; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                *c = '?';
     }
     return code;
 }

@@ -389,9 +389,26 @@ nm_status nm_image_decode(const uint8_t *data, size_t size, const char *name,
     return decode_as(data, size, name, max_pixels, 3, out, err);
 }
 
-/* Read a whole regular file into a malloc'ed buffer. */
-static nm_status read_whole_file(const char *path, uint8_t **data,
-                                 size_t *size, nm_error *err)
+nm_status nm_image_decode_gray(const uint8_t *data, size_t size,
+                               const char *name, size_t max_pixels,
+                               nm_image *out, nm_error *err)
+{
+    return decode_as(data, size, name, max_pixels, 1, out, err);
+}
+
+/* The largest file an image of max_pixels pixels can honestly be: 8 bytes
+ * a pixel (16-bit RGBA PNG stored without compression) plus 64 MiB of
+ * metadata. Anything bigger is refused before it is read into memory. */
+static uint64_t image_file_limit(size_t max_pixels)
+{
+    uint64_t pixels = max_pixels ? max_pixels : NM_IMAGE_DEFAULT_MAX_PIXELS;
+    uint64_t slack = (uint64_t)64 << 20;
+    return pixels > (UINT64_MAX - slack) / 8 ? UINT64_MAX : pixels * 8 + slack;
+}
+
+/* Read a whole regular file of at most max_bytes into a malloc'ed buffer. */
+static nm_status read_whole_file(const char *path, uint64_t max_bytes,
+                                 uint8_t **data, size_t *size, nm_error *err)
 {
     *data = NULL;
     *size = 0;
@@ -406,8 +423,12 @@ static nm_status read_whole_file(const char *path, uint8_t **data,
                          strerror(errno));
     } else if (!S_ISREG(st.st_mode)) {
         status = nm_fail(err, NM_ERR_IO, "%s: not a regular file", path);
-    } else if ((uintmax_t)st.st_size >= SIZE_MAX) {
-        status = nm_fail(err, NM_ERR_LIMIT, "%s: file too large", path);
+    } else if ((uint64_t)st.st_size > max_bytes ||
+               (uintmax_t)st.st_size >= SIZE_MAX) {
+        status = nm_fail(err, NM_ERR_LIMIT,
+                         "%s: file is %lld bytes, more than an image within "
+                         "the pixel limit can be (%llu bytes)", path,
+                         (long long)st.st_size, (unsigned long long)max_bytes);
     } else {
         size_t want = (size_t)st.st_size;
         uint8_t *buf = malloc(want ? want : 1);
@@ -447,7 +468,8 @@ static nm_status load_as(const char *path, size_t max_pixels,
                        path ? path : "(null)");
     uint8_t *data;
     size_t size;
-    nm_status st = read_whole_file(path, &data, &size, err);
+    nm_status st = read_whole_file(path, image_file_limit(max_pixels), &data,
+                                   &size, err);
     if (st != NM_OK)
         return st;
     st = decode_as(data, size, path, max_pixels, out_channels, out, err);

@@ -19,4 +19,10 @@ nm_status nm_image_alloc(int width, int height, int channels,
                          size_t max_pixels, const char *name, nm_image *img,
                          nm_error *err);
 
+/* nm_image_decode into one gray channel, as nm_image_load_gray does for a
+ * file (the fuzz targets decode masks from memory through it). */
+nm_status nm_image_decode_gray(const uint8_t *data, size_t size,
+                               const char *name, size_t max_pixels,
+                               nm_image *out, nm_error *err);
+
 #endif

@@ -197,10 +197,9 @@ static nm_status write_header_and_trailer(model_writer *w, nm_error *err)
     nm_status st = writer_write(w, trailer, sizeof trailer, err);
     if (st != NM_OK)
         return st;
-    if (fseek(w->af.f, 0, SEEK_SET) != 0) {
+    if ((st = atomic_file_rewind(&w->af, err)) != NM_OK) {
         w->failed = 1;
-        return nm_fail(err, NM_ERR_IO, "%s: seek failed: %s", w->af.path,
-                       strerror(errno));
+        return st;
     }
     return atomic_file_write(&w->af, head, sizeof head, err);
 }
@@ -433,6 +432,36 @@ nm_status model_file_read_memory(const uint8_t *data, size_t size,
     return parse(buffer, size, name, out, err);
 }
 
+static nm_status read_failed(FILE *fp, const char *path, nm_error *err)
+{
+    return nm_fail(err, NM_ERR_IO, "%s: read failed: %s", path,
+                   ferror(fp) ? strerror(errno) : "file shrank while reading");
+}
+
+/* The file (size bytes, at its start) into a new aligned buffer. Its header
+ * is checked against the size before anything is allocated for the rest:
+ * a big file that is no model, or a damaged one, costs no memory. */
+static nm_status read_checked(FILE *fp, const char *path, size_t size,
+                              uint8_t **data, nm_error *err)
+{
+    uint8_t head[HEADER_BYTES];
+    size_t n_head = size < HEADER_BYTES ? size : HEADER_BYTES;
+    if (fread(head, 1, n_head, fp) != n_head)
+        return read_failed(fp, path, err);
+    model_file peek = {.path = (char *)path, .buffer = head, .size = size};
+    uint32_t n_sections;
+    nm_status st = check_header(&peek, &n_sections, err);
+    if (st != NM_OK)
+        return st;
+    *data = alloc_aligned(size);
+    if (!*data)
+        return nm_fail(err, NM_ERR_NOMEM, "%s: out of memory", path);
+    memcpy(*data, head, n_head);
+    if (fread(*data + n_head, 1, size - n_head, fp) != size - n_head)
+        return read_failed(fp, path, err);
+    return NM_OK;
+}
+
 /* Whole regular file into a new aligned buffer. */
 static nm_status read_whole_file(const char *path, uint8_t **data,
                                  size_t *size, nm_error *err)
@@ -442,7 +471,7 @@ static nm_status read_whole_file(const char *path, uint8_t **data,
         return nm_fail(err, NM_ERR_IO, "%s: cannot open: %s", path,
                        strerror(errno));
     struct stat st;
-    nm_status status = NM_OK;
+    nm_status status;
     *data = NULL;
     if (fstat(fileno(fp), &st) != 0)
         status = nm_fail(err, NM_ERR_IO, "%s: cannot stat: %s", path,
@@ -455,13 +484,7 @@ static nm_status read_whole_file(const char *path, uint8_t **data,
                          (unsigned long long)MODEL_MAX_FILE_BYTES);
     else {
         *size = (size_t)st.st_size;
-        *data = alloc_aligned(*size);
-        if (!*data)
-            status = nm_fail(err, NM_ERR_NOMEM, "%s: out of memory", path);
-        else if (fread(*data, 1, *size, fp) != *size)
-            status = nm_fail(err, NM_ERR_IO, "%s: read failed: %s", path,
-                             ferror(fp) ? strerror(errno)
-                                        : "file shrank while reading");
+        status = read_checked(fp, path, *size, data, err);
     }
     fclose(fp);
     if (status != NM_OK) {

@@ -1,5 +1,6 @@
 #include "io/npy.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -9,14 +10,20 @@
 nm_status npy_write_f32(const char *path, const float *data, const int64_t *dims,
                         int rank, nm_error *err)
 {
+    /* The header below has room for 8 dims of 20 digits; the byte count
+     * must not wrap around. */
+    size_t count = 1;
+    if (rank < 0 || rank > 8)
+        return nm_fail(err, NM_ERR_ARG, "%s: cannot write a rank %d array", path, rank);
+    for (int i = 0; i < rank; i++)
+        if (dims[i] < 0 || __builtin_mul_overflow(count, (size_t)dims[i], &count) ||
+            count > SIZE_MAX / sizeof(float))
+            return nm_fail(err, NM_ERR_ARG, "%s: invalid array dims", path);
     char dict[256];
     int len = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
-    size_t count = 1;
-    for (int i = 0; i < rank; i++) {
+    for (int i = 0; i < rank; i++)
         len += snprintf(dict + len, sizeof dict - (size_t)len, "%lld,%s", (long long)dims[i],
                         i + 1 < rank ? " " : "");
-        count *= (size_t)dims[i];
-    }
     len += snprintf(dict + len, sizeof dict - (size_t)len, "), }");
     /* magic(6) + version(2) + header length(2) + dict + padding + '\n' is a
      * multiple of 64, as the format asks. */

@@ -6,6 +6,8 @@
  * CALI); fit's and scoring's batching and progress; decisions from the
  * calibration (methods/calibration.h). Methods only see taps (method.h).
  */
+#include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -343,10 +345,15 @@ nm_status nm_model_save(const nm_model *m, const char *path, nm_error *err)
     return model_writer_commit(w, err);
 }
 
+/* A number from the model's JSON; values no int can hold (the file is
+ * untrusted, and converting them would be undefined) read as -1, which
+ * every caller refuses or ignores. */
 static int json_int(const cJSON *o, const char *key, int dflt)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(v) ? (int)v->valuedouble : dflt;
+    if (!cJSON_IsNumber(v))
+        return dflt;
+    return v->valuedouble >= INT_MIN && v->valuedouble <= INT_MAX ? (int)v->valuedouble : -1;
 }
 
 static nm_status load_preprocess(nm_model *m, const cJSON *pre, nm_error *err)
@@ -360,9 +367,18 @@ static nm_status load_preprocess(nm_model *m, const cJSON *pre, nm_error *err)
         cJSON_GetArraySize(mean) != 3 || cJSON_GetArraySize(std) != 3)
         return nm_fail(err, NM_ERR_FORMAT, "%s: invalid preprocessing settings", m->file->path);
     for (int c = 0; c < 3; c++) {
-        m->pre.mean[c] = (float)cJSON_GetArrayItem(mean, c)->valuedouble;
-        m->pre.std[c] = (float)cJSON_GetArrayItem(std, c)->valuedouble;
+        const cJSON *mc = cJSON_GetArrayItem(mean, c), *sc = cJSON_GetArrayItem(std, c);
+        if (!cJSON_IsNumber(mc) || !cJSON_IsNumber(sc) || fabs(mc->valuedouble) > FLT_MAX ||
+            fabs(sc->valuedouble) > FLT_MAX)
+            return nm_fail(err, NM_ERR_FORMAT, "%s: invalid preprocessing settings",
+                           m->file->path);
+        m->pre.mean[c] = (float)mc->valuedouble;
+        m->pre.std[c] = (float)sc->valuedouble;
     }
+    /* the rest of what scoring will check (a zero std, ...), refused now */
+    nm_geometry g;
+    if (nm_preprocess_geometry(&m->pre, 1, 1, &g, NULL) != NM_OK)
+        return nm_fail(err, NM_ERR_FORMAT, "%s: invalid preprocessing settings", m->file->path);
     return NM_OK;
 }
 
@@ -396,7 +412,8 @@ static nm_status load_from_file(nm_model *m, int threads, nm_error *err)
         goto done;
     }
     m->backbone_name = strdup(name->valuestring);
-    m->seed = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(train, "seed"));
+    double seed = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(train, "seed"));
+    m->seed = seed >= 0 && seed < 18446744073709551616.0 ? (uint64_t)seed : 0; /* NaN: 0 */
     m->train_images = json_int(train, "images", 0);
     const cJSON *fs = cJSON_GetObjectItemCaseSensitive(train, "fit_seconds");
     m->fit_seconds = cJSON_IsNumber(fs) ? fs->valuedouble : 0;
@@ -419,8 +436,15 @@ static nm_status load_from_file(nm_model *m, int threads, nm_error *err)
     m->onnx = os->data;
     m->onnx_size = os->size;
     nm_net_options no = {.threads = threads};
-    if ((st = net_open_memory(os->data, os->size, f->path, &no, &m->net, err)) ||
-        (st = set_taps(m, tap_names, n, err)))
+    if ((st = net_open_memory(os->data, os->size, f->path, &no, &m->net, err)))
+        goto done;
+    st = set_taps(m, tap_names, n, err);
+    if (st == NM_ERR_ARG) { /* a tap its own backbone lacks: a broken file */
+        st = NM_ERR_FORMAT;
+        if (err)
+            err->code = st;
+    }
+    if (st)
         goto done;
     st = m->ops->load(cJSON_GetObjectItemCaseSensitive(meta, "params"), f, &m->state, err);
     const model_section *cs = model_file_find(f, "CALI");

@@ -7,6 +7,7 @@
  * largest patch score. `distance=euclidean` gives anomalib's unsquared
  * distance instead.
  */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,10 @@
 #include "methods/knn.h"
 #include "methods/method.h"
 #include "methods/patch_features.h"
+
+/* Largest settings fit accepts; load refuses anything else too. */
+#define PC_MAX_PATCH 15
+#define PC_MAX_DIM 65536
 
 typedef struct patchcore {
     /* settings */
@@ -99,15 +104,15 @@ static nm_status pc_create(const nm_param *params, int n_params, void **state,
         } else if (strcmp(p->key, "reweight") == 0) {
             st = parse_int(p, 0, 64, &pc->reweight, err);
         } else if (strcmp(p->key, "patch") == 0) {
-            st = parse_int(p, 1, 15, &pc->pf.patch_size, err);
+            st = parse_int(p, 1, PC_MAX_PATCH, &pc->pf.patch_size, err);
             if (!st && pc->pf.patch_size % 2 == 0)
                 st = nm_fail(err, NM_ERR_ARG, "patchcore: patch=%s: must be odd", p->value);
         } else if (strcmp(p->key, "dim") == 0) {
-            st = parse_int(p, 1, 65536, &pc->pf.out_dim, err);
+            st = parse_int(p, 1, PC_MAX_DIM, &pc->pf.out_dim, err);
         } else if (strcmp(p->key, "tap_dim") == 0) {
-            st = parse_int(p, 1, 65536, &pc->pf.per_tap_dim, err);
+            st = parse_int(p, 1, PC_MAX_DIM, &pc->pf.per_tap_dim, err);
         } else if (strcmp(p->key, "search_dims") == 0) {
-            st = parse_int(p, 0, 65536, &pc->search_dims, err);
+            st = parse_int(p, 0, PC_MAX_DIM, &pc->search_dims, err);
         } else if (strcmp(p->key, "distance") == 0) {
             if (strcmp(p->value, "squared") == 0)
                 pc->euclidean = 0;
@@ -411,6 +416,14 @@ static double json_number(const cJSON *o, const char *key, double dflt)
     return cJSON_IsNumber(v) ? v->valuedouble : dflt;
 }
 
+/* An int setting from the model file; out of int range (converting would
+ * be undefined) reads as -1, which the checks below refuse. */
+static int json_int_setting(const cJSON *o, const char *key, int dflt)
+{
+    double v = json_number(o, key, dflt);
+    return v >= INT_MIN && v <= INT_MAX ? (int)v : -1;
+}
+
 static nm_status pc_save(void *state, model_writer *w, nm_error *err)
 {
     patchcore *pc = state;
@@ -430,7 +443,7 @@ static nm_status pc_save(void *state, model_writer *w, nm_error *err)
 static nm_status load_projection(patchcore *pc, const cJSON *o, const model_file *f,
                                  nm_error *err)
 {
-    int dims = (int)json_number(o, "search_dims", 0);
+    int dims = json_int_setting(o, "search_dims", 0);
     const model_section *mean = model_file_find(f, "PMEA");
     const model_section *basis = model_file_find(f, "PBAS");
     size_t dim = (size_t)pc->pf.out_dim;
@@ -451,28 +464,35 @@ static nm_status pc_load(const cJSON *o, const model_file *f, void **state, nm_e
     if (!pc)
         return nm_fail(err, NM_ERR_NOMEM, "patchcore: out of memory");
     pc->coreset_fraction = json_number(o, "coreset", 0.1);
-    pc->k = (int)json_number(o, "k", 1);
-    pc->reweight = (int)json_number(o, "reweight", 0);
+    pc->k = json_int_setting(o, "k", 1);
+    pc->reweight = json_int_setting(o, "reweight", 0);
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "distance");
     pc->euclidean = cJSON_IsString(d) && strcmp(d->valuestring, "euclidean") == 0;
-    pc->pf.patch_size = (int)json_number(o, "patch", 3);
-    pc->pf.per_tap_dim = (int)json_number(o, "tap_dim", 1024);
-    pc->pf.out_dim = (int)json_number(o, "dim", 1024);
-    pc->bank_rows = (size_t)json_number(o, "bank_rows", 0);
+    pc->pf.patch_size = json_int_setting(o, "patch", 3);
+    pc->pf.per_tap_dim = json_int_setting(o, "tap_dim", 1024);
+    pc->pf.out_dim = json_int_setting(o, "dim", 1024);
+    double rows = json_number(o, "bank_rows", 0);
+    pc->bank_rows = rows >= 1 && rows <= 9007199254740992.0 /* 2^53 */ ? (size_t)rows : 0;
+    /* rows * dim * 4 must not wrap around to match a small BANK */
+    size_t bank_bytes = 0;
+    int bank_fits = pc->pf.out_dim > 0 &&
+                    !__builtin_mul_overflow(pc->bank_rows, (size_t)pc->pf.out_dim, &bank_bytes) &&
+                    !__builtin_mul_overflow(bank_bytes, sizeof(float), &bank_bytes);
     pc->normal_scale = (float)json_number(o, "normal_scale", 0);
     pc->coreset_radius = (float)json_number(o, "coreset_radius", 0);
     const model_section *bank = model_file_find(f, "BANK");
     nm_status st = NM_OK;
-    if (pc->k < 1 || pc->k > 64 || pc->reweight < 0 || pc->reweight > 64 || pc->pf.out_dim < 1 || pc->pf.patch_size < 1 ||
-        pc->pf.per_tap_dim < 1)
+    if (pc->k < 1 || pc->k > 64 || pc->reweight < 0 || pc->reweight > 64 || pc->pf.out_dim < 1 ||
+        pc->pf.out_dim > PC_MAX_DIM || pc->pf.patch_size < 1 || pc->pf.patch_size > PC_MAX_PATCH ||
+        pc->pf.patch_size % 2 == 0 || pc->pf.per_tap_dim < 1 || pc->pf.per_tap_dim > PC_MAX_DIM)
         st = nm_fail(err, NM_ERR_FORMAT, "%s: invalid PatchCore settings", f->path);
     else if (!bank)
         st = nm_fail(err, NM_ERR_FORMAT, "%s: PatchCore model has no BANK section", f->path);
-    else if (pc->bank_rows == 0 || (size_t)pc->k > pc->bank_rows ||
-             bank->size != pc->bank_rows * (size_t)pc->pf.out_dim * sizeof(float))
+    else if (pc->bank_rows == 0 || (size_t)pc->k > pc->bank_rows || !bank_fits ||
+             bank->size != bank_bytes)
         st = nm_fail(err, NM_ERR_FORMAT,
-                     "%s: BANK holds %zu bytes, expected %zu rows of %d floats", f->path,
-                     bank->size, pc->bank_rows, pc->pf.out_dim);
+                     "%s: BANK holds %zu bytes, expected %.17g rows of %d floats", f->path,
+                     bank->size, rows, pc->pf.out_dim);
     if (!st)
         st = load_projection(pc, o, f, err);
     if (st) {

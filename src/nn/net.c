@@ -19,6 +19,7 @@
 #include "nn/net.h"
 
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +44,6 @@ struct nm_net {
     int *value_alias; /* Identity outputs -> the value they equal, else -1 */
     int n_values;
     int input_value;
-    int input_channels; /* from the graph input, or -1 if symbolic */
     /* current program */
     nn_layer *layers;
     layer_extra *extra;
@@ -216,6 +216,9 @@ static nm_status const_input(lower_ctx *c, int idx, int rank, int optional,
         return unsupported(c, "input '%s' must be a constant initializer", name);
     if (t->dtype != ONNX_DTYPE_FLOAT || !t->data)
         return unsupported(c, "input '%s' has a data type other than float32", name);
+    /* Layer sizes are ints computed from these dims: keep them in range. */
+    if (t->count == 0 || t->count > INT_MAX)
+        return unsupported(c, "input '%s' is empty or too large", name);
     if (rank >= 0 && t->rank != rank)
         return unsupported(c, "input '%s' has an unexpected rank", name);
     *out = t;
@@ -544,8 +547,10 @@ static nm_status fuse_layers(nm_net *net, fuse_state *f, nm_error *err)
         int v = L->inputs[0];
         int pi = f->producer[v];
         nn_layer *P = pi >= 0 ? &net->layers[pi] : NULL;
+        /* A BatchNorm of the wrong size stays a layer of its own, for
+         * infer_shapes to refuse, instead of being folded out of bounds. */
         if (L->op == NN_BATCHNORM && P && P->op == NN_CONV && P->n_post == 0 &&
-            fusable_value(f, v)) {
+            L->in_channels == P->out_channels && fusable_value(f, v)) {
             nm_status st = fold_bn_into_conv(net, P, L, err);
             if (st)
                 return st;
@@ -612,7 +617,13 @@ static nm_status build_value_table(nm_net *net, nm_error *err)
         return nm_fail(err, NM_ERR_UNSUPPORTED,
                        "%s: input '%s' has rank %d; an image input [N,C,H,W] is needed",
                        g->path, in->name, in->rank);
-    net->input_channels = in->rank == 4 && in->dims[1] > 0 ? (int)in->dims[1] : -1;
+    /* nm_net_run's input is [n][3][h][w]: a graph wanting other channel
+     * counts would read past it (or, worse, silently misread it). */
+    if (in->rank == 4 && in->dims[1] >= 0 && in->dims[1] != 3)
+        return nm_fail(err, NM_ERR_UNSUPPORTED,
+                       "%s: input '%s' has %lld channels; nominal feeds RGB "
+                       "images (3 channels)",
+                       g->path, in->name, (long long)in->dims[1]);
     net->value_names[net->n_values++] = in->name;
     net->input_value = 0;
     for (int i = 0; i < cap; i++)
@@ -662,9 +673,13 @@ static nm_status lower_needed(nm_net *net, const char *need, nm_error *err)
         nm_status st = lower_node(net, g, n, L, x, err);
         if (st)
             return st;
+        /* every op here reads its first input (weights come after it) */
+        if (n->n_inputs < 1 || !n->inputs[0][0])
+            return nm_fail(err, NM_ERR_FORMAT, "%s: node '%s' (%s) has no data input",
+                           g->path, n->name, n->op_type);
         if (x->is_identity) {
             /* an Identity of a weight needs nothing; of a value, an alias */
-            int in = n->n_inputs > 0 ? value_id(net, n->inputs[0]) : -1;
+            int in = value_id(net, n->inputs[0]);
             if (in >= 0)
                 net->value_alias[value_id(net, n->outputs[0])] = resolve_value(net, in);
             continue;
@@ -790,31 +805,76 @@ static nm_status shape_error(const nm_net *net, const nn_layer *L, const char *w
     return nm_fail(err, NM_ERR_ARG, "%s: node '%s': %s", net->graph->path, L->name, what);
 }
 
+/* A mismatch no input size can avoid (channels, ranks): the file is bad. */
+static nm_status graph_error(const nm_net *net, const nn_layer *L, const char *what,
+                             nm_error *err)
+{
+    return nm_fail(err, NM_ERR_FORMAT, "%s: node '%s': %s", net->graph->path, L->name,
+                   what);
+}
+
+/* Add operands of different shapes: a broken graph when ranks or channels
+ * differ, else (spatial sizes) a matter of this input size. */
+static nm_status add_mismatch(const nm_net *net, const nn_layer *L, const nn_shape *a,
+                              const nn_shape *b, const char *what, nm_error *err)
+{
+    if (a->rank != b->rank || a->dims[1] != b->dims[1])
+        return graph_error(net, L, what, err);
+    return shape_error(net, L, what, err);
+}
+
 /* Spatial output size of a window op; for ceil mode also the extra end
  * padding so that oneDNN (which has no ceil mode) sees the same windows:
- * like PyTorch, the last window must start inside the input or left pad. */
-static int window_out(int in, int k, int s, int dil, int pb, int *pe, int ceil_mode)
+ * like PyTorch, the last window must start inside the input or left pad.
+ * In 64 bits: sizes, kernels and pads come from the file. */
+static int64_t window_out(int64_t in, int64_t k, int64_t s, int64_t dil, int64_t pb,
+                          int *pe, int ceil_mode)
 {
-    int span = dil * (k - 1) + 1;
-    int num = in + pb + *pe - span;
+    int64_t span = dil * (k - 1) + 1;
+    int64_t num = in + pb + *pe - span;
     if (num < 0)
         return 0;
-    int out = num / s + 1;
+    int64_t out = num / s + 1;
     if (ceil_mode && num % s) {
         out = (num + s - 1) / s + 1;
         if ((out - 1) * s >= in + pb)
             out--;
-        int need = (out - 1) * s + span - in - pb;
+        int64_t need = (out - 1) * s + span - in - pb;
         if (need > *pe)
-            *pe = need;
+            *pe = (int)need; /* below s + span: a few times 65536 at most */
     }
     return out;
+}
+
+static int same_shape(const nn_shape *a, const nn_shape *b)
+{
+    if (a->rank != b->rank)
+        return 0;
+    for (int d = 0; d < a->rank; d++)
+        if (a->dims[d] != b->dims[d])
+            return 0;
+    return 1;
+}
+
+/* Every value a plan holds: dims >= 1 and at most NET_MAX_ELEMENTS elements
+ * (8 GiB of floats), so that every dim and count fits an int. */
+#define NET_MAX_ELEMENTS ((int64_t)INT_MAX)
+
+static int shape_is_sane(const nn_shape *s)
+{
+    int64_t count = 1;
+    for (int d = 0; d < s->rank; d++) {
+        if (s->dims[d] < 1 || s->dims[d] > NET_MAX_ELEMENTS / count)
+            return 0;
+        count *= s->dims[d];
+    }
+    return 1;
 }
 
 static nm_status infer_shapes(nm_net *net, int n, int h, int w, nm_error *err)
 {
     nn_shape *S = net->shapes;
-    S[net->input_value] = (nn_shape){4, {n, net->input_channels > 0 ? net->input_channels : 3, h, w}};
+    S[net->input_value] = (nn_shape){4, {n, 3, h, w}};
     for (int li = 0; li < net->n_layers; li++) {
         nn_layer *L = &net->layers[li];
         layer_extra *x = &net->extra[li];
@@ -826,11 +886,11 @@ static nm_status infer_shapes(nm_net *net, int n, int h, int w, nm_error *err)
         case NN_MAXPOOL:
         case NN_AVGPOOL:
             if (in->rank != 4)
-                return shape_error(net, L, "needs a 4-D input", err);
+                return graph_error(net, L, "needs a 4-D input", err);
             if (L->op == NN_CONV && in->dims[1] != L->in_channels) {
                 snprintf(msg, sizeof msg, "input has %lld channels, weights expect %d",
                          (long long)in->dims[1], L->in_channels);
-                return shape_error(net, L, msg, err);
+                return graph_error(net, L, msg, err);
             }
             if (x->global_pool) {
                 L->kernel[0] = (int)in->dims[2];
@@ -841,7 +901,7 @@ static nm_status infer_shapes(nm_net *net, int n, int h, int w, nm_error *err)
                 L->pad_end[1] = x->pad_end_base[1];
             }
             for (int d = 0; d < 2; d++) {
-                int o = window_out((int)in->dims[2 + d], L->kernel[d], L->stride[d],
+                int64_t o = window_out(in->dims[2 + d], L->kernel[d], L->stride[d],
                                    L->op == NN_CONV ? L->dilation[d] : 1, L->pad_begin[d],
                                    &L->pad_end[d], L->op != NN_CONV && x->ceil_mode);
                 if (o < 1)
@@ -857,11 +917,13 @@ static nm_status infer_shapes(nm_net *net, int n, int h, int w, nm_error *err)
             break;
         case NN_BATCHNORM:
             if (in->rank < 2 || in->dims[1] != L->in_channels)
-                return shape_error(net, L, "channel count differs from the BatchNorm size", err);
+                return graph_error(net, L, "channel count differs from the BatchNorm size", err);
             break;
         case NN_ADD:
-            if (memcmp(in, &S[L->inputs[1]], sizeof *in) != 0)
-                return shape_error(net, L, "inputs differ in shape (broadcasting is not supported)", err);
+            if (!same_shape(in, &S[L->inputs[1]]))
+                return add_mismatch(net, L, in, &S[L->inputs[1]],
+                                    "inputs differ in shape (broadcasting is not supported)",
+                                    err);
             break;
         case NN_CONCAT:
             out.dims[1] = 0;
@@ -887,6 +949,16 @@ static nm_status infer_shapes(nm_net *net, int n, int h, int w, nm_error *err)
         case NN_CLIP:
             break;
         }
+        /* an Add fused into a Conv is checked here, where it now lives */
+        for (int i = 0; i < L->n_post; i++)
+            if (L->post[i].kind == NN_POST_SUM && !same_shape(&out, &S[L->post[i].value]))
+                return add_mismatch(net, L, &out, &S[L->post[i].value],
+                                    "the Add after it has inputs of different shapes "
+                                    "(broadcasting is not supported)", err);
+        if (!shape_is_sane(&out))
+            return nm_fail(err, NM_ERR_LIMIT,
+                           "%s: node '%s': output would have more than %lld elements",
+                           net->graph->path, L->name, (long long)NET_MAX_ELEMENTS);
         S[L->output] = out;
     }
     return NM_OK;
@@ -913,7 +985,13 @@ static nm_status net_init(nm_net *net, const nm_net_options *opts, nm_error *err
         outs[i] = g->outputs[i].name;
     if (n == 0)
         return nm_fail(err, NM_ERR_FORMAT, "%s: graph has no outputs", g->path);
-    return nm_net_set_taps(net, outs, n, err);
+    st = nm_net_set_taps(net, outs, n, err);
+    if (st == NM_ERR_ARG) { /* the file's own outputs, not the caller's taps */
+        st = NM_ERR_UNSUPPORTED;
+        if (err)
+            err->code = st;
+    }
+    return st;
 }
 
 /* Open from a file (data NULL) or from bytes in memory. */
@@ -973,6 +1051,17 @@ const char *nm_net_output_name(const nm_net *net, int i)
     return (i >= 0 && i < net->graph->n_outputs) ? net->graph->outputs[i].name : NULL;
 }
 
+/* The backend knows layers, not files: put the model's name in front. */
+static nm_status with_model_name(const nm_net *net, nm_status st, nm_error *err)
+{
+    if (st != NM_OK && err) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        nm_fail(err, st, "%s: %s", net->graph->path, msg);
+    }
+    return st;
+}
+
 nm_status nm_net_run(nm_net *net, const float *input, int n, int h, int w,
                      nm_tensor *taps, nm_error *err)
 {
@@ -989,13 +1078,13 @@ nm_status nm_net_run(nm_net *net, const float *input, int n, int h, int w,
         nn_program prog = {net->layers, net->n_layers, net->n_values, net->input_value,
                            net->shapes, net->taps, net->n_taps};
         if ((st = backend_plan_build(net->backend, &prog, &net->plan, err)))
-            return st;
+            return with_model_name(net, st, err);
         net->plan_n = n;
         net->plan_h = h;
         net->plan_w = w;
     }
     if ((st = backend_plan_run(net->plan, input, net->tap_data, err)))
-        return st;
+        return with_model_name(net, st, err);
     for (int t = 0; t < net->n_taps; t++) {
         const nn_shape *s = &net->shapes[net->taps[t]];
         taps[t].rank = s->rank;

@@ -572,14 +572,15 @@ static nm_status copy_constant_list(const char *path, const char *name,
     out->rank = is_list ? 1 : 0;
     out->dims[0] = is_list ? (int64_t)count : 0;
     out->count = count;
+    /* An empty list may come with a NULL array: no memcpy from it. */
     if (is_float) {
         out->data = alloc_array(count, sizeof *out->data);
-        if (out->data)
+        if (out->data && count)
             memcpy(out->data, is_list ? a->floats : &a->f,
                    count * sizeof *out->data);
     } else {
         out->data_i64 = alloc_array(count, sizeof *out->data_i64);
-        if (out->data_i64)
+        if (out->data_i64 && count)
             memcpy(out->data_i64, is_list ? a->ints : &a->i,
                    count * sizeof *out->data_i64);
     }
