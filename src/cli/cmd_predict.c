@@ -9,7 +9,7 @@
 #include "cli/cli.h"
 #include "io/dataset.h"
 #include "io/npy.h"
-#include "methods/anomaly_map.h"
+#include "image/render.h"
 
 static void print_help(void)
 {
@@ -116,15 +116,17 @@ static nm_status write_outputs(const predict_cli *c, const nm_image *img, const 
     nm_status st = npy_write_f32(path, r->map, dims, 2, err);
     if (!st && obj)
         cJSON_AddStringToObject(obj, "map", path);
+    if (!st)
+        st = render_map_rgb(RENDER_HEATMAP, img, r, hi, rgb, err);
     if (!st) {
-        map_colorize(r->map, r->width, r->height, 0.0f, hi, rgb);
         snprintf(path, sizeof path, "%s/%s.heatmap.png", c->out_dir, stem);
         st = nm_png_write(path, rgb, r->width, r->height, 3, 8, err);
         if (!st && obj)
             cJSON_AddStringToObject(obj, "heatmap", path);
     }
+    if (!st)
+        st = render_map_rgb(RENDER_OVERLAY, img, r, hi, rgb, err);
     if (!st) {
-        map_overlay(img, r->map, 0.0f, hi, 0.6f, rgb);
         snprintf(path, sizeof path, "%s/%s.overlay.png", c->out_dir, stem);
         st = nm_png_write(path, rgb, r->width, r->height, 3, 8, err);
         if (!st && obj)
@@ -194,9 +196,7 @@ int cmd_predict(int argc, char **argv)
         path_list_free(&c.images);
         return cli_report(&err);
     }
-    nm_model_info info;
-    nm_model_get_info(model, &info);
-    float hi = info.map_scale > 0 ? 2.0f * info.map_scale : 1.0f;
+    float hi = render_scale_top(model);
     for (int i = 0; i < c.images.count; i++) {
         int r = predict_one(&c, model, hi, c.images.paths[i]);
         if (r != EXIT_OK)
