@@ -15,6 +15,7 @@ static void print_usage(FILE *f)
             "  fit                        learn a model from good images\n"
             "  predict MODEL IMAGE...     score images, write anomaly maps and overlays\n"
             "  eval MODEL DATASET         image/pixel AUROC and AU-PRO on a labelled test set\n"
+            "  serve MODEL...             HTTP inspection service (JSON API, metrics, page)\n"
             "  info FILE                  describe a model file or an ONNX backbone\n"
             "  features MODEL.onnx ...    run a backbone on images, print/write feature taps\n"
             "  bench backbone MODEL.onnx  time a backbone forward pass (ms/image)\n"
@@ -54,6 +55,8 @@ int main(int argc, char **argv)
         return cmd_predict(argc - 1, argv + 1);
     if (strcmp(cmd, "eval") == 0)
         return cmd_eval(argc - 1, argv + 1);
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve(argc - 1, argv + 1);
     fprintf(stderr, "nominal: unknown command '%s' (see `nominal --help`)\n", cmd);
     return EXIT_USAGE;
 }
