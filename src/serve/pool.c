@@ -16,6 +16,7 @@ struct pool {
     pthread_cond_t done;   /* some task finished (waiters check their own) */
     pool_task *head, *tail;
     int queued, running, capacity, stopping;
+    int callers;           /* threads inside pool_run */
     pool_run_fn run;
     void *ctx;
     int n_threads;         /* started, to join */
@@ -127,41 +128,24 @@ static void unlink_task(pool *p, pool_task *t)
     p->queued--;
 }
 
-pool_outcome pool_run(pool *p, pool_task *t, double queue_timeout_s)
+static struct timespec deadline_after(double seconds)
 {
-    pthread_mutex_lock(&p->lock);
-    if (p->stopping) {
-        pthread_mutex_unlock(&p->lock);
-        return POOL_STOPPED;
+    struct timespec d;
+    clock_gettime(CLOCK_MONOTONIC, &d);
+    double whole = (double)(long)seconds;
+    d.tv_sec += (time_t)whole;
+    d.tv_nsec += (long)((seconds - whole) * 1e9);
+    if (d.tv_nsec >= 1000000000L) {
+        d.tv_sec++;
+        d.tv_nsec -= 1000000000L;
     }
-    /* Room for one task per worker plus `capacity` waiting ones (a task a
-     * worker has not picked up yet counts as waiting until it does). */
-    if (p->queued + p->running >= p->n_threads + p->capacity) {
-        pthread_mutex_unlock(&p->lock);
-        return POOL_FULL;
-    }
-    t->next = NULL;
-    t->state = TASK_QUEUED;
-    t->t_queued = now_ms();
-    t->queue_ms = 0;
-    if (p->tail)
-        p->tail->next = t;
-    else
-        p->head = t;
-    p->tail = t;
-    p->queued++;
-    pthread_cond_signal(&p->work);
+    return d;
+}
 
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    double whole = (double)(long)queue_timeout_s;
-    deadline.tv_sec += (time_t)whole;
-    deadline.tv_nsec += (long)((queue_timeout_s - whole) * 1e9);
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
-    pool_outcome outcome = POOL_DONE;
+/* Called with the lock held; t is queued. */
+static pool_outcome wait_for(pool *p, pool_task *t, double queue_timeout_s)
+{
+    struct timespec deadline = deadline_after(queue_timeout_s);
     while (t->state != TASK_DONE) {
         if (t->state == TASK_RUNNING) {
             /* started: it cannot be interrupted, and it is bounded */
@@ -169,10 +153,40 @@ pool_outcome pool_run(pool *p, pool_task *t, double queue_timeout_s)
         } else if (pthread_cond_timedwait(&p->done, &p->lock, &deadline) == ETIMEDOUT &&
                    t->state == TASK_QUEUED) {
             unlink_task(p, t);
-            outcome = POOL_TIMEOUT;
-            break;
+            return POOL_TIMEOUT;
         }
     }
+    return POOL_DONE;
+}
+
+pool_outcome pool_run(pool *p, pool_task *t, double queue_timeout_s)
+{
+    pool_outcome outcome;
+    pthread_mutex_lock(&p->lock);
+    p->callers++;
+    if (p->stopping) {
+        outcome = POOL_STOPPED;
+    } else if (p->queued + p->running >= p->n_threads + p->capacity) {
+        /* Room for one task per worker plus `capacity` waiting ones (a task
+         * a worker has not picked up yet counts as waiting until it does). */
+        outcome = POOL_FULL;
+    } else {
+        t->next = NULL;
+        t->state = TASK_QUEUED;
+        t->t_queued = now_ms();
+        t->queue_ms = 0;
+        if (p->tail)
+            p->tail->next = t;
+        else
+            p->head = t;
+        p->tail = t;
+        p->queued++;
+        pthread_cond_signal(&p->work);
+        outcome = wait_for(p, t, queue_timeout_s);
+    }
+    /* pool_destroy waits for the last caller to leave */
+    if (--p->callers == 0 && p->stopping)
+        pthread_cond_broadcast(&p->done);
     pthread_mutex_unlock(&p->lock);
     return outcome;
 }
@@ -195,6 +209,11 @@ void pool_destroy(pool *p)
     pthread_mutex_unlock(&p->lock);
     for (int i = 0; i < p->n_threads; i++)
         pthread_join(p->threads[i], NULL);
+    /* callers whose tasks just finished may still be on their way out */
+    pthread_mutex_lock(&p->lock);
+    while (p->callers > 0)
+        pthread_cond_wait(&p->done, &p->lock);
+    pthread_mutex_unlock(&p->lock);
     pthread_cond_destroy(&p->work);
     pthread_cond_destroy(&p->done);
     pthread_mutex_destroy(&p->lock);

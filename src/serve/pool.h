@@ -43,7 +43,8 @@ pool_outcome pool_run(pool *p, pool_task *t, double queue_timeout_s);
 /* Snapshot for metrics and health: tasks waiting and tasks running. */
 void pool_counts(pool *p, int *queued, int *running);
 
-/* Refuse new tasks, let the workers finish everything queued, join them. */
+/* Refuse new tasks, let the workers finish everything queued, join them,
+ * and wait until every pool_run caller has returned. */
 void pool_destroy(pool *p);
 
 #endif
