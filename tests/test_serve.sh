@@ -40,6 +40,11 @@ expect models 200 "$(http models GET /v1/models)"
 expect models-list "bottle patchcore 224 None" \
     "$(json "$tmp/models.body" '" ".join(str(x) for x in (d["models"][0]["name"], d["models"][0]["method"], d["models"][0]["input"]["crop_width"], d["models"][0]["calibration"]))')"
 
+expect model-one "200 bottle 470" "$(http m1 GET /v1/models/bottle) $(json "$tmp/m1.body" 'd["name"], d["memory_bank"]' | tr -d "(),'")"
+expect model-unknown 404 "$(http m2 GET /v1/models/nope)"
+expect demo-off 404 "$(http demooff GET /demo/000.png)"
+expect unknown-path 404 "$(http nopath GET /v2/whatever)"
+
 # Scores: the server's JSON number is printed exactly as predict --json's.
 score_of() { sed -n 's/.*"score":\([^,]*\),.*/\1/p' "$1"; }
 /usr/bin/python3 -c "
@@ -108,7 +113,8 @@ expect get-predict "405 1" "$(http getp GET $P) $(grep -ci '^Allow: POST' "$tmp/
 expect error-is-json 1 "$(grep -ci '^Content-Type: application/json' "$tmp/bomb.head")"
 expect still-serving 200 "$(http again POST $P -H 'Content-Type: image/png' --data-binary "@$img")"
 
-# /metrics counted all of the above (3 scores, 2 maps, 1 after the errors).
+# /metrics counted all of the above (3 scores, 2 maps, 1 after the errors;
+# not_found: the unknown model, GET /v1/models/nope, /demo/ off, /v2/...).
 expect metrics 200 "$(http metrics GET /metrics)"
 metric() { grep -F "$1" "$tmp/metrics.body" | awk '{print $2}'; }
 expect metric-200 6 "$(metric 'nominal_requests_total{endpoint="predict",model="bottle",code="200"}')"
@@ -117,7 +123,7 @@ expect metric-413 2 "$(metric 'nominal_requests_total{endpoint="predict",model="
 expect metric-400 4 "$(metric 'nominal_requests_total{endpoint="predict",model="bottle",code="400"}')"
 expect metric-404 1 "$(metric 'nominal_requests_total{endpoint="predict",model="",code="404"}')"
 for k in unsupported_media_type:2 body_too_large:1 image_too_large:1 bad_image:2 empty_body:1 \
-         not_found:1 method_not_allowed:1 bad_request:1 overloaded:0; do
+         not_found:4 method_not_allowed:1 bad_request:1 overloaded:0; do
     expect "metric-error-${k%:*}" "${k#*:}" "$(metric "nominal_errors_total{kind=\"${k%:*}\"}")"
 done
 # every predict request naming the model, answered or refused

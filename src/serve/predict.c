@@ -5,6 +5,7 @@
  * headers. The HTTP thread checks and reads the request; a pool worker
  * decodes and scores it on its own model instance.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,14 +69,6 @@ void predict_worker_run(void *ctx, int worker, void *job)
 }
 
 /* ------------------------------------------------------- request checks */
-
-static int find_model(const serve *s, const char *name)
-{
-    for (int m = 0; m < s->n_models; m++)
-        if (strcmp(s->models[m].name, name) == 0)
-            return m;
-    return -1;
-}
 
 /* ?map=png|overlay; 0 on success. */
 static int parse_map(request *req, map_want *want)
@@ -215,6 +208,12 @@ static serve_error_kind kind_of_failure(const predict_job *j)
     }
 }
 
+/* Milliseconds to the microsecond: finer digits are noise. */
+static double ms3(double ms)
+{
+    return round(ms * 1e3) / 1e3;
+}
+
 static void reply_scored(request *req, const predict_job *j)
 {
     const stage_times *t = &j->t;
@@ -239,13 +238,13 @@ static void reply_scored(request *req, const predict_job *j)
     cJSON_AddNumberToObject(o, "width", j->width);
     cJSON_AddNumberToObject(o, "height", j->height);
     cJSON *ms = cJSON_AddObjectToObject(o, "latency_ms");
-    cJSON_AddNumberToObject(ms, "total", total);
-    cJSON_AddNumberToObject(ms, "queue", t->queue);
-    cJSON_AddNumberToObject(ms, "decode", t->decode);
-    cJSON_AddNumberToObject(ms, "preprocess", t->preprocess);
-    cJSON_AddNumberToObject(ms, "backbone", t->backbone);
-    cJSON_AddNumberToObject(ms, "method", t->method);
-    cJSON_AddNumberToObject(ms, "map", t->map);
+    cJSON_AddNumberToObject(ms, "total", ms3(total));
+    cJSON_AddNumberToObject(ms, "queue", ms3(t->queue));
+    cJSON_AddNumberToObject(ms, "decode", ms3(t->decode));
+    cJSON_AddNumberToObject(ms, "preprocess", ms3(t->preprocess));
+    cJSON_AddNumberToObject(ms, "backbone", ms3(t->backbone));
+    cJSON_AddNumberToObject(ms, "method", ms3(t->method));
+    cJSON_AddNumberToObject(ms, "map", ms3(t->map));
     cJSON_AddStringToObject(o, "worker", req->s->name);
     reply_json(req, 200, o, NULL);
     cJSON_Delete(o);
@@ -255,7 +254,7 @@ void handle_predict(request *req, const char *model_name)
 {
     serve *s = req->s;
     const char *method = mg_get_request_info(req->conn)->request_method;
-    int m = find_model(s, model_name);
+    int m = serve_find_model(s, model_name);
     if (m < 0) {
         reply_error(req, ERR_NOT_FOUND, "no model named '%s' (GET /v1/models lists them)",
                     model_name);

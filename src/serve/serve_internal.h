@@ -49,6 +49,8 @@ typedef struct request {
 } request;
 
 double serve_now(void);
+/* Index of the model served as name, or -1. */
+int serve_find_model(const serve *s, const char *name);
 
 /* Responses; each sets req->status. extra_headers: "Name: value\r\n" lines
  * or NULL. */

@@ -36,6 +36,14 @@ const char *serve_name(const serve *s) { return s->name; }
 
 /* ------------------------------------------------------------- models */
 
+int serve_find_model(const serve *s, const char *name)
+{
+    for (int m = 0; m < s->n_models; m++)
+        if (strcmp(s->models[m].name, name) == 0)
+            return m;
+    return -1;
+}
+
 /* "dir/bottle.nmm" -> "bottle"; names go into URLs and metric labels, so
  * only [A-Za-z0-9._-] is allowed. */
 static nm_status model_name_of(const char *path, char **out, nm_error *err)
@@ -127,15 +135,15 @@ static void handle_models(request *req, const char *name)
 {
     serve *s = req->s;
     if (name) {
-        for (int m = 0; m < s->n_models; m++)
-            if (strcmp(s->models[m].name, name) == 0) {
-                req->model = m;
-                cJSON *o = model_json(&s->models[m]);
-                reply_json(req, 200, o, NULL);
-                cJSON_Delete(o);
-                return;
-            }
-        reply_error(req, ERR_NOT_FOUND, "no model named '%s'", name);
+        int m = serve_find_model(s, name);
+        if (m < 0) {
+            reply_error(req, ERR_NOT_FOUND, "no model named '%s'", name);
+            return;
+        }
+        req->model = m;
+        cJSON *o = model_json(&s->models[m]);
+        reply_json(req, 200, o, NULL);
+        cJSON_Delete(o);
         return;
     }
     cJSON *root = cJSON_CreateObject();
