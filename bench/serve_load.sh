@@ -67,8 +67,10 @@ status=0
 echo "load average after:  $(cut -d' ' -f1-3 /proc/loadavg)"
 kill "$sampler" 2>/dev/null || true
 awk 'NR == 1 {first = $1; min = $1; max = $1} {if ($1 < min) min = $1; if ($1 > max) max = $1; last = $1}
+     NR % 10 == 1 {every = every sprintf(" %.1f", $1 / 1024)}
      END {printf "server RSS MiB over %d samples: first %.1f, min %.1f, max %.1f, last %.1f (last - first %+.1f)\n",
-          NR, first / 1024, min / 1024, max / 1024, last / 1024, (last - first) / 1024}' "$tmp/rss"
+          NR, first / 1024, min / 1024, max / 1024, last / 1024, (last - first) / 1024;
+          print "server RSS MiB every 10 s:" every}' "$tmp/rss"
 # where the time went, from the server's own counters
 curl -s "http://127.0.0.1:$port/metrics" | awk -v m="$name" '
     index($0, "nominal_request_duration_seconds_count{model=\"" m "\"}") == 1 {n = $2}

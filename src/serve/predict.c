@@ -230,9 +230,12 @@ static void reply_scored(request *req, const predict_job *j)
     cJSON_AddStringToObject(o, "model", req->s->models[j->model].name);
     /* the same number, printed the same way, as `nominal predict --json` */
     cJSON_AddNumberToObject(o, "score", j->score);
-    /* TODO(calibration): when the model is calibrated, fill these from the
-     * calib branch's nm_decide(model, score, ...) (decision: "ok"/"defect",
-     * p_value: a number); null means "not calibrated". */
+    /* TODO(calibration, now in main): for a calibrated model (see
+     * nm_model_get_calibration), fill these from nm_decide(model, score,
+     * &anomalous, &p_value, &err) as `nominal predict --json` does:
+     * decision "ANOMALY" / "OK", p_value a number; for ?map= answers send
+     * them as X-Nominal-Decision / X-Nominal-P-Value headers (the page
+     * shows X-Nominal-Decision). null means "not calibrated". */
     cJSON_AddNullToObject(o, "decision");
     cJSON_AddNullToObject(o, "p_value");
     cJSON_AddNumberToObject(o, "width", j->width);

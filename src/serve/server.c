@@ -20,6 +20,9 @@
  * worker is busy and the queue is full. */
 #define SPARE_HTTP_THREADS 4
 
+/* Default worker count cap (each worker holds its own copy of the models). */
+#define MAX_AUTO_WORKERS 8
+
 void serve_options_default(serve_options *o)
 {
     memset(o, 0, sizeof *o);
@@ -124,9 +127,10 @@ static cJSON *model_json(const served_model *sm)
     cJSON_AddNumberToObject(o, "memory_bank", (double)in->memory_bank);
     cJSON_AddNumberToObject(o, "feature_dim", in->feature_dim);
     cJSON_AddNumberToObject(o, "train_images", in->train_images);
-    /* TODO(calibration): once models carry a calibration (calib branch),
-     * describe it here (threshold, p-value reference) from nm_model_info;
-     * null means "not calibrated", so clients can already test for it. */
+    /* TODO(calibration, now in main): when nm_model_get_calibration()
+     * says the model is calibrated, describe it here (kind, target,
+     * threshold, n_good, fpr_bound); null means "not calibrated", so
+     * clients can already test for it. */
     cJSON_AddNullToObject(o, "calibration");
     return o;
 }
@@ -287,9 +291,13 @@ static void choose_sizes(serve *s)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = s->opt.threads > 0 ? s->opt.threads : (int)(cores > 0 ? cores : 1);
-    /* A worker per 4 cores: fewer, wider workers answer each image sooner;
-     * more, narrower ones get more images through (see docs/deploy.md). */
-    s->workers = s->opt.workers > 0 ? s->opt.workers : (threads >= 8 ? threads / 4 : 1);
+    /* One single-threaded worker per core gets the most images through
+     * and suffers least when other programs take cores away (measured in
+     * docs/deploy.md); past 8 workers the models' memory adds up, so
+     * further cores make each worker wider instead. */
+    s->workers = s->opt.workers > 0 ? s->opt.workers
+                 : threads < MAX_AUTO_WORKERS ? threads
+                                              : MAX_AUTO_WORKERS;
     s->threads_per_worker = threads / s->workers > 0 ? threads / s->workers : 1;
     s->queue = s->opt.queue >= 0 ? s->opt.queue : 2 * s->workers;
 }
