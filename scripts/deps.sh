@@ -9,7 +9,7 @@ BUILD_PKGS="build-essential pkg-config libdnnl-dev libprotobuf-c-dev protobuf-c-
 libonnx-dev libturbojpeg0-dev libpng-dev libcjson-dev libcmocka-dev \
 libopenblas-openmp-dev libcivetweb-dev"
 TEST_PKGS="python3 python3-numpy python3-scipy python3-pil python3-torch python3-torchvision python3-onnx \
-chromium clang libclang-rt-14-dev valgrind nginx-light"
+chromium clang libclang-rt-14-dev valgrind nginx-light curl"
 
 want="$BUILD_PKGS"
 if [ "${1:-}" = "--test" ]; then want="$want $TEST_PKGS"; fi

@@ -10,7 +10,7 @@
 #include "core/error.h"
 #include "io/dataset.h"
 #include "io/npy.h"
-#include "methods/anomaly_map.h"
+#include "image/render.h"
 
 static void print_help(void)
 {
@@ -149,15 +149,17 @@ static nm_status write_outputs(const predict_cli *c, const predict_model *pm,
     nm_status st = npy_write_f32(path, r->map, dims, 2, err);
     if (!st && obj)
         cJSON_AddStringToObject(obj, "map", path);
+    if (!st)
+        st = render_map_rgb(RENDER_HEATMAP, img, r, pm->hi, rgb, err);
     if (!st) {
-        map_colorize(r->map, r->width, r->height, 0.0f, pm->hi, rgb);
         snprintf(path, sizeof path, "%s/%s.heatmap.png", c->out_dir, stem);
         st = nm_png_write(path, rgb, r->width, r->height, 3, 8, err);
         if (!st && obj)
             cJSON_AddStringToObject(obj, "heatmap", path);
     }
+    if (!st)
+        st = render_map_rgb(RENDER_OVERLAY, img, r, pm->hi, rgb, err);
     if (!st) {
-        map_overlay(img, r->map, 0.0f, pm->hi, 0.6f, rgb);
         snprintf(path, sizeof path, "%s/%s.overlay.png", c->out_dir, stem);
         st = nm_png_write(path, rgb, r->width, r->height, 3, 8, err);
         if (!st && obj)
@@ -244,9 +246,7 @@ int cmd_predict(int argc, char **argv)
         rc = cli_report(&err);
         goto done;
     }
-    nm_model_info info;
-    nm_model_get_info(pm.model, &info);
-    pm.hi = info.map_scale > 0 ? 2.0f * info.map_scale : 1.0f;
+    pm.hi = render_scale_top(pm.model);
     pm.calibrated = nm_model_get_calibration(pm.model, &pm.cal);
     const char *const *paths = (const char *const *)c.images.paths;
     for (int i = 0; i < c.images.count; i += b.n) {

@@ -16,6 +16,7 @@ static void print_usage(FILE *f)
             "  predict MODEL IMAGE...     score images, write anomaly maps and overlays\n"
             "  calibrate MODEL --good DIR choose a threshold with a stated false-alarm rate\n"
             "  eval MODEL DATASET         image/pixel AUROC and AU-PRO on a labelled test set\n"
+            "  serve MODEL...             HTTP inspection service (JSON API, metrics, page)\n"
             "  info FILE                  describe a model file or an ONNX backbone\n"
             "  features MODEL.onnx ...    run a backbone on images, print/write feature taps\n"
             "  bench backbone MODEL.onnx  time a backbone forward pass (ms/image)\n"
@@ -57,6 +58,8 @@ int main(int argc, char **argv)
         return cmd_calibrate(argc - 1, argv + 1);
     if (strcmp(cmd, "eval") == 0)
         return cmd_eval(argc - 1, argv + 1);
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve(argc - 1, argv + 1);
     fprintf(stderr, "nominal: unknown command '%s' (see `nominal --help`)\n", cmd);
     return EXIT_USAGE;
 }
