@@ -46,7 +46,9 @@ static void print_help(void)
            "  --name NAME         X-Nominal-Worker response header (default: the pid)\n"
            "  --demo-images DIR   also serve DIR's images at /demo/FILE (for /?demo=...)\n"
            "\n"
-           "SIGTERM or SIGINT: stop accepting, finish the requests in flight, exit 0.\n");
+           "SIGTERM or SIGINT: stop taking work (new requests get 503), finish the\n"
+           "requests in flight, exit 0. Running several servers behind nginx:\n"
+           "docs/deploy.md.\n");
 }
 
 /* "32M" -> 33554432; K, M, G are powers of 1024. */

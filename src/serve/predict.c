@@ -188,7 +188,7 @@ static void discard_body(request *req)
     if (req->body_read || (expect && strcasecmp(expect, "100-continue") == 0) ||
         (declared > 0 && (unsigned long long)declared > limit))
         return;
-    char scratch[16384];
+    char scratch[4096]; /* small: HTTP threads have small stacks */
     unsigned long long seen = 0;
     int n;
     while (seen < limit && (n = mg_read(req->conn, scratch, sizeof scratch)) > 0)
