@@ -170,4 +170,25 @@ cmp -s "$tmp/term.body" "$tmp/maps/broken_large_000.overlay.png" && echo "ok   i
 expect sigterm-exit 0 "$srv_rc"
 expect sigterm-log 1 "$(grep -c 'nominal serve: stopped' "$tmp/s2.log")"
 
+# A calibrated model: the decision and p-value equal predict --json's, in
+# the JSON, the map answer's headers and the model description.
+mkdir -p "$tmp/calgood"
+for i in 010 011 012 013 014; do cp "$BOTTLE/train/good/$i.png" "$tmp/calgood/"; done
+cp "$tmp/bottle.nmm" "$tmp/cal.nmm"
+check calibrate 0 "threshold" -- "$NOM" calibrate "$tmp/cal.nmm" --good "$tmp/calgood" \
+    --target-fpr 0.2 --threads 2
+serve_start "$tmp/s3.log" "$tmp/cal.nmm" --workers 1 --threads 2 --name w3 ||
+    { echo "FAIL calibrated server start"; exit 1; }
+s3=$srv_pid
+img="$BOTTLE/test/broken_large/000.png"
+"$NOM" predict "$tmp/cal.nmm" "$img" --json --threads 2 >"$tmp/pc.json"
+expect cal-predict 200 "$(http cp POST /v1/models/cal/predict -H 'Content-Type: image/png' --data-binary "@$img")"
+fields='" ".join(str(x) for x in (d["score"], d["decision"], d["p_value"]))'
+expect cal-decision "$(json "$tmp/pc.json" "$fields")" "$(json "$tmp/cp.body" "$fields")"
+expect cal-decision-is-anomaly ANOMALY "$(json "$tmp/cp.body" 'd["decision"]')"
+expect cal-map 200 "$(http cm POST '/v1/models/cal/predict?map=overlay' -H 'Content-Type: image/png' --data-binary "@$img")"
+expect cal-map-headers 2 "$(grep -ciE '^X-Nominal-(Decision: ANOMALY|P-Value: )' "$tmp/cm.head")"
+expect cal-model "fpr 0.2 5" "$(http cmod GET /v1/models/cal >/dev/null; json "$tmp/cmod.body" '" ".join(str(x) for x in (d["calibration"]["kind"], d["calibration"]["target"], d["calibration"]["n_good"]))')"
+serve_stop "$s3"
+
 [ $fails -eq 0 ] || { echo "$fails checks failed"; exit 1; }
