@@ -121,7 +121,9 @@ truncate -s 3000000000 "$tmp/zeros.nmm"
 bad model-big-not-a-model 4 "zeros.nmm: not a nominal model file" -- lowmem $NOM predict "$tmp/zeros.nmm" "$IMG"
 head -c 64 "$MODEL" >"$tmp/head.nmm"
 truncate -s 3000000000 "$tmp/head.nmm"
-bad model-big-wrong-size 4 "head.nmm: 2999995700 unexpected bytes after the end of the model" -- lowmem $NOM predict "$tmp/head.nmm" "$IMG"
+# the header declares the model's own size (u64 at byte 16)
+declared=$(od -An -tu8 -j16 -N8 "$MODEL" | tr -d ' ')
+bad model-big-wrong-size 4 "head.nmm: $((3000000000 - declared)) unexpected bytes after the end of the model" -- lowmem $NOM predict "$tmp/head.nmm" "$IMG"
 
 # ----------------------------------------------------------------- outputs
 FIT="$NOM fit --backbone $bi/tiny.onnx --taps t1,t2 --train $bi/train --resize 32 --crop 32 --coreset 0.05 --tap_dim 8 --dim 8 --threads 1"
