@@ -1,0 +1,158 @@
+/*
+ * PaDiM's inner loops (see padim_kernels.h), written with GCC vector
+ * extensions and compiled once per instruction set (AVX-512, AVX2+FMA,
+ * baseline SSE2) through target_clones: the build has no -march, and the
+ * loader picks the best clone for the machine at run time.
+ *
+ * Scoring reads each position's matrix once per batch of images: rows
+ * outside, images inside, so a row is loaded from memory once and reused
+ * from L1 for every image. Dot products run in float vector lanes; the
+ * squares are summed in double.
+ */
+#include "methods/padim_kernels.h"
+
+/* Multiply-adds may be fused: the vector code is written as a * b + c. */
+#pragma GCC optimize("fp-contract=fast")
+
+typedef float vfloat __attribute__((vector_size(PADIM_LANES * sizeof(float)), aligned(4)));
+
+#define PADIM_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+
+/* Images per pass over a row: enough to amortize the row, few enough that
+ * the accumulators stay in registers. */
+#define IMAGE_BLOCK 4
+
+/* Vector types alias their element type in GCC; vfloat is only 4-byte
+ * aligned, so these are plain (unaligned) vector loads and stores. Macros,
+ * not functions: a vector passed by value would change the ABI between the
+ * clones. */
+#define load(p) (*(const vfloat *)(p))
+#define store(p, v) (*(vfloat *)(p) = (v))
+
+__attribute__((always_inline)) static inline float lane_sum(const vfloat *v)
+{
+    float s = 0;
+    for (int l = 0; l < PADIM_LANES; l++)
+        s += (*v)[l];
+    return s;
+}
+
+/* The rank-k update of one row's chunks [c0, c1), four at a time so each
+ * broadcast z_r[i] feeds four multiply-adds. */
+__attribute__((always_inline)) static inline void update_row(float *row, const float *z, int d_pad, int k, int i, int chunks)
+{
+    int c = 0;
+    for (; c + 4 <= chunks; c += 4) {
+        vfloat a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        for (int r = 0; r < k; r++) {
+            const float *zr = z + (size_t)r * (size_t)d_pad;
+            float s = zr[i];
+            const float *v = zr + c * PADIM_LANES;
+            a0 += s * load(v);
+            a1 += s * load(v + PADIM_LANES);
+            a2 += s * load(v + 2 * PADIM_LANES);
+            a3 += s * load(v + 3 * PADIM_LANES);
+        }
+        float *o = row + c * PADIM_LANES;
+        store(o, load(o) + a0);
+        store(o + PADIM_LANES, load(o + PADIM_LANES) + a1);
+        store(o + 2 * PADIM_LANES, load(o + 2 * PADIM_LANES) + a2);
+        store(o + 3 * PADIM_LANES, load(o + 3 * PADIM_LANES) + a3);
+    }
+    for (; c < chunks; c++) {
+        vfloat a = {0};
+        for (int r = 0; r < k; r++) {
+            const float *zr = z + (size_t)r * (size_t)d_pad;
+            a += zr[i] * load(zr + c * PADIM_LANES);
+        }
+        float *o = row + c * PADIM_LANES;
+        store(o, load(o) + a);
+    }
+}
+
+PADIM_CLONES
+void padim_tri_rank_update(float *tri, int d, const float *z, int k)
+{
+    int d_pad = padim_pad(d);
+    for (int i = 0; i < d; i++)
+        update_row(tri + padim_tri_offset(i), z, d_pad, k, i, padim_tri_row_len(i) / PADIM_LANES);
+}
+
+/* y[b] = row . x_b for nb <= IMAGE_BLOCK images (x_b = x + b * d_pad). */
+__attribute__((always_inline)) static inline void dots(const float *row, int chunks, const float *x, int d_pad, int nb,
+                        float *y)
+{
+    if (nb == 1) { /* two chains: one image alone is latency-bound */
+        vfloat a0 = {0}, a1 = {0};
+        int c = 0;
+        for (; c + 2 <= chunks; c += 2) {
+            a0 += load(row + c * PADIM_LANES) * load(x + c * PADIM_LANES);
+            a1 += load(row + (c + 1) * PADIM_LANES) * load(x + (c + 1) * PADIM_LANES);
+        }
+        if (c < chunks)
+            a0 += load(row + c * PADIM_LANES) * load(x + c * PADIM_LANES);
+        a0 += a1;
+        y[0] = lane_sum(&a0);
+        return;
+    }
+    vfloat a[IMAGE_BLOCK] = {{0}};
+    for (int c = 0; c < chunks; c++) {
+        vfloat r = load(row + c * PADIM_LANES);
+        for (int b = 0; b < IMAGE_BLOCK; b++)
+            if (b < nb)
+                a[b] += r * load(x + (size_t)b * (size_t)d_pad + c * PADIM_LANES);
+    }
+    for (int b = 0; b < nb; b++)
+        y[b] = lane_sum(&a[b]);
+}
+
+PADIM_CLONES
+void padim_quad_tri(const float *tri, int d, const float *x, int nx, double *out)
+{
+    int d_pad = padim_pad(d);
+    for (int n = 0; n < nx; n++)
+        out[n] = 0;
+    for (int i = 0; i < d; i++) {
+        const float *row = tri + padim_tri_offset(i);
+        int chunks = padim_tri_row_len(i) / PADIM_LANES;
+        for (int n0 = 0; n0 < nx; n0 += IMAGE_BLOCK) {
+            int nb = nx - n0 < IMAGE_BLOCK ? nx - n0 : IMAGE_BLOCK;
+            float y[IMAGE_BLOCK];
+            dots(row, chunks, x + (size_t)n0 * (size_t)d_pad, d_pad, nb, y);
+            for (int b = 0; b < nb; b++)
+                out[n0 + b] += (double)y[b] * (double)y[b];
+        }
+    }
+}
+
+PADIM_CLONES
+void padim_quad_rows(const float *rows, int n_rows, int d_pad, const float *w,
+                     const float *x, int nx, double *out)
+{
+    for (int n = 0; n < nx; n++)
+        out[n] = 0;
+    for (int i = 0; i < n_rows; i++) {
+        const float *row = rows + (size_t)i * (size_t)d_pad;
+        for (int n0 = 0; n0 < nx; n0 += IMAGE_BLOCK) {
+            int nb = nx - n0 < IMAGE_BLOCK ? nx - n0 : IMAGE_BLOCK;
+            float y[IMAGE_BLOCK];
+            dots(row, d_pad / PADIM_LANES, x + (size_t)n0 * (size_t)d_pad, d_pad, nb, y);
+            for (int b = 0; b < nb; b++)
+                out[n0 + b] += (double)w[i] * (double)y[b] * (double)y[b];
+        }
+    }
+}
+
+PADIM_CLONES
+void padim_quad_diag(const float *w, int d_pad, const float *x, int nx, double *out)
+{
+    for (int n = 0; n < nx; n++) {
+        const float *xn = x + (size_t)n * (size_t)d_pad;
+        vfloat a = {0};
+        for (int c = 0; c < d_pad; c += PADIM_LANES) {
+            vfloat v = load(xn + c);
+            a += load(w + c) * v * v;
+        }
+        out[n] = (double)lane_sum(&a);
+    }
+}
