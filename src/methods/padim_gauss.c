@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -330,6 +331,21 @@ static int fit_work_init(fit_work *fw, padim_cov cov, int d, int rank)
     return info == 0 && fw->z && fw->w && fw->isuppz && fw->work && fw->iwork ? 0 : -1;
 }
 
+static nm_status not_positive_definite(const padim_accum *a, int x, int y, int minor,
+                                       nm_error *err)
+{
+    char what[64];
+    if (a->cov == PADIM_COV_FULL)
+        snprintf(what, sizeof what, "leading minor %d of %d", minor, a->d);
+    else if (a->cov == PADIM_COV_DIAG)
+        snprintf(what, sizeof what, "channel %d has no positive variance", minor - 1);
+    else
+        snprintf(what, sizeof what, "eigenvalues not positive");
+    return nm_fail(err, NM_ERR_FORMAT,
+                   "padim: the covariance at grid position (%d, %d) is not positive definite "
+                   "(%s): degenerate training features", x, y, what);
+}
+
 nm_status padim_gauss_fit(padim_accum *a, double eps, int rank, int grid_w, int threads,
                           padim_gauss *g, nm_error *err)
 {
@@ -380,10 +396,7 @@ nm_status padim_gauss_fit(padim_accum *a, double eps, int rank, int grid_w, int 
                              "padim: the training features at grid position (%d, %d) are "
                              "not finite (NaN or infinity)", x, y);
             else if (status[p] == FIT_NOT_PD)
-                st = nm_fail(err, NM_ERR_FORMAT,
-                             "padim: the covariance at grid position (%d, %d) is not positive "
-                             "definite (leading minor %d of %d): degenerate training features",
-                             x, y, minor[p], a->d);
+                st = not_positive_definite(a, x, y, minor[p], err);
             else if (status[p] == FIT_EIGEN)
                 st = nm_fail(err, NM_ERR_INTERNAL,
                              "padim: the eigen decomposition at grid position (%d, %d) failed",
