@@ -29,17 +29,73 @@ typedef float vfloat __attribute__((vector_size(PADIM_LANES * sizeof(float)), al
 #define load(p) (*(const vfloat *)(p))
 #define store(p, v) (*(vfloat *)(p) = (v))
 
+typedef float vhalf __attribute__((vector_size(PADIM_LANES / 2 * sizeof(float)), aligned(4)));
+typedef float vquarter __attribute__((vector_size(PADIM_LANES / 4 * sizeof(float)), aligned(4)));
+
+/* Sum of the lanes as a tree (16 -> 8 -> 4 -> 1): a row's dot product ends
+ * in one of these, and a sequential sum would be a 16-add chain per row. */
 __attribute__((always_inline)) static inline float lane_sum(const vfloat *v)
 {
-    float s = 0;
-    for (int l = 0; l < PADIM_LANES; l++)
-        s += (*v)[l];
-    return s;
+    const float *f = (const float *)v;
+    vhalf h = *(const vhalf *)f + *(const vhalf *)(f + PADIM_LANES / 2);
+    const float *hf = (const float *)&h;
+    vquarter q = *(const vquarter *)hf + *(const vquarter *)(hf + PADIM_LANES / 4);
+    return (q[0] + q[1]) + (q[2] + q[3]);
 }
 
-/* The rank-k update of one row's chunks [c0, c1), four at a time so each
- * broadcast z_r[i] feeds four multiply-adds. */
-__attribute__((always_inline)) static inline void update_row(float *row, const float *z, int d_pad, int k, int i, int chunks)
+/* The rank-k update of rows i and i + 1 (same length: a pair never
+ * straddles a 16-row block), four chunks at a time: per image r, two
+ * broadcasts and four loads feed eight multiply-adds. */
+__attribute__((always_inline)) static inline void update_pair(float *row0, float *row1,
+                                                              const float *z, int d_pad,
+                                                              int k, int i, int chunks)
+{
+    int c = 0;
+    for (; c + 4 <= chunks; c += 4) {
+        vfloat a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
+        for (int r = 0; r < k; r++) {
+            const float *zr = z + (size_t)r * (size_t)d_pad;
+            float s = zr[i], t = zr[i + 1];
+            const float *v = zr + c * PADIM_LANES;
+            vfloat v0 = load(v), v1 = load(v + PADIM_LANES), v2 = load(v + 2 * PADIM_LANES),
+                   v3 = load(v + 3 * PADIM_LANES);
+            a0 += s * v0;
+            a1 += s * v1;
+            a2 += s * v2;
+            a3 += s * v3;
+            b0 += t * v0;
+            b1 += t * v1;
+            b2 += t * v2;
+            b3 += t * v3;
+        }
+        float *o = row0 + c * PADIM_LANES, *p = row1 + c * PADIM_LANES;
+        store(o, load(o) + a0);
+        store(o + PADIM_LANES, load(o + PADIM_LANES) + a1);
+        store(o + 2 * PADIM_LANES, load(o + 2 * PADIM_LANES) + a2);
+        store(o + 3 * PADIM_LANES, load(o + 3 * PADIM_LANES) + a3);
+        store(p, load(p) + b0);
+        store(p + PADIM_LANES, load(p + PADIM_LANES) + b1);
+        store(p + 2 * PADIM_LANES, load(p + 2 * PADIM_LANES) + b2);
+        store(p + 3 * PADIM_LANES, load(p + 3 * PADIM_LANES) + b3);
+    }
+    for (; c < chunks; c++) {
+        vfloat a = {0}, b = {0};
+        for (int r = 0; r < k; r++) {
+            const float *zr = z + (size_t)r * (size_t)d_pad;
+            vfloat v = load(zr + c * PADIM_LANES);
+            a += zr[i] * v;
+            b += zr[i + 1] * v;
+        }
+        float *o = row0 + c * PADIM_LANES, *p = row1 + c * PADIM_LANES;
+        store(o, load(o) + a);
+        store(p, load(p) + b);
+    }
+}
+
+/* The same for one row (the last of an odd d). */
+__attribute__((always_inline)) static inline void update_row(float *row, const float *z,
+                                                             int d_pad, int k, int i,
+                                                             int chunks)
 {
     int c = 0;
     for (; c + 4 <= chunks; c += 4) {
@@ -74,13 +130,22 @@ PADIM_CLONES
 void padim_tri_rank_update(float *tri, int d, const float *z, int k)
 {
     int d_pad = padim_pad(d);
-    for (int i = 0; i < d; i++)
-        update_row(tri + padim_tri_offset(i), z, d_pad, k, i, padim_tri_row_len(i) / PADIM_LANES);
+    for (int i = 0; i < d; i += 2) {
+        int chunks = padim_tri_row_len(i) / PADIM_LANES;
+        float *row = tri + padim_tri_offset(i);
+        if (i + 1 < d)
+            update_pair(row, tri + padim_tri_offset(i + 1), z, d_pad, k, i, chunks);
+        else
+            update_row(row, z, d_pad, k, i, chunks);
+    }
 }
 
-/* y[b] = row . x_b for nb <= IMAGE_BLOCK images (x_b = x + b * d_pad). */
-__attribute__((always_inline)) static inline void dots(const float *row, int chunks, const float *x, int d_pad, int nb,
-                        float *y)
+/* y[b] = row . x_b for nb <= IMAGE_BLOCK images (x_b = x + b * d_pad).
+ * Written out for four images so the accumulators live in registers;
+ * with fewer, the missing images repeat image 0 and are dropped. */
+__attribute__((always_inline)) static inline void dots(const float *row, int chunks,
+                                                       const float *x, int d_pad, int nb,
+                                                       float *y)
 {
     if (nb == 1) { /* two chains: one image alone is latency-bound */
         vfloat a0 = {0}, a1 = {0};
@@ -95,15 +160,19 @@ __attribute__((always_inline)) static inline void dots(const float *row, int chu
         y[0] = lane_sum(&a0);
         return;
     }
-    vfloat a[IMAGE_BLOCK] = {{0}};
-    for (int c = 0; c < chunks; c++) {
-        vfloat r = load(row + c * PADIM_LANES);
-        for (int b = 0; b < IMAGE_BLOCK; b++)
-            if (b < nb)
-                a[b] += r * load(x + (size_t)b * (size_t)d_pad + c * PADIM_LANES);
+    const float *x1 = nb > 1 ? x + d_pad : x, *x2 = nb > 2 ? x + 2 * d_pad : x,
+                *x3 = nb > 3 ? x + 3 * d_pad : x;
+    vfloat a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    for (int c = 0; c < chunks * PADIM_LANES; c += PADIM_LANES) {
+        vfloat r = load(row + c);
+        a0 += r * load(x + c);
+        a1 += r * load(x1 + c);
+        a2 += r * load(x2 + c);
+        a3 += r * load(x3 + c);
     }
+    float out[IMAGE_BLOCK] = {lane_sum(&a0), lane_sum(&a1), lane_sum(&a2), lane_sum(&a3)};
     for (int b = 0; b < nb; b++)
-        y[b] = lane_sum(&a[b]);
+        y[b] = out[b];
 }
 
 PADIM_CLONES

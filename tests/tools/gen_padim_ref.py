@@ -47,6 +47,9 @@ CASES = [
     # ratios that are not whole (7x9 from 4x5 and 3x3), all channels kept,
     # fewer images than d: the covariance is singular without the eps I
     ("odd", 11, 22, 9, 3, 3, [(5, 7, 9), (8, 4, 5), (9, 3, 3)]),
+    # d odd and above 64: rows of 5 vector chunks (the kernels' groups of
+    # four plus a remainder) and an unpaired last row
+    ("wide", 5, 71, 90, 6, 10, [(40, 6, 6), (48, 3, 3)]),
     # one tap, d = 1
     ("single", 3, 1, 4, 2, 0, [(4, 3, 5)]),
 ]
