@@ -23,12 +23,14 @@ trap 'rm -rf "$tmp"' EXIT
 for cfg in "$@"; do
     d=${cfg%%:*}; rest=${cfg#*:}; cov=${rest%%:*}; rank=""
     [ "$rest" != "$cov" ] && rank="--rank ${rest#*:}"
-    echo "== PaDiM d=$d cov=$cov $rank, $THREADS threads"
+    echo "== PaDiM d=$d cov=$cov $rank, $THREADS threads ($(uptime | sed "s/.*load/load/"))"
     /usr/bin/time -f "fit peak RSS %M KiB, wall %e s" "$NOM" fit --method padim --backbone "$BB" \
         --taps stage1,stage2,stage3 --train "$BOTTLE" -o "$tmp/m.nmm" --d "$d" --cov "$cov" $rank \
         --threads "$THREADS" --json
     ls -l "$tmp/m.nmm" | awk '{printf "model file %.1f MiB\n", $5 / 1048576}'
-    "$NOM" eval "$tmp/m.nmm" "$BOTTLE" --threads "$THREADS" --json "$tmp/eval.json" | tail -2
+    "$NOM" eval "$tmp/m.nmm" "$BOTTLE" --threads "$THREADS" --json "$tmp/eval.json" >/dev/null
+    /usr/bin/python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))
+print("image AUROC %.4f, pixel AUROC %.4f, AU-PRO %.4f" % (r["image_auroc"], r["pixel_auroc"], r["au_pro"]))' "$tmp/eval.json"
     /usr/bin/time -f "predict peak RSS %M KiB" "$NOM" bench predict "$tmp/m.nmm" \
         "$BOTTLE/test/broken_large/000.png" --iters 10 --threads "$THREADS"
     rm -f "$tmp/m.nmm"
