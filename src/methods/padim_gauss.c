@@ -45,6 +45,19 @@ void *padim_zalloc(size_t bytes)
     return p;
 }
 
+/* Per-thread scratch: `floats` zeroed floats and `doubles` doubles each. */
+static nm_status thread_scratch(int threads, size_t floats, size_t doubles, float **f,
+                                double **d, nm_error *err)
+{
+    *f = padim_zalloc((size_t)threads * floats * sizeof(float));
+    *d = malloc((size_t)threads * doubles * sizeof(double));
+    if (*f && *d)
+        return NM_OK;
+    free(*f);
+    free(*d);
+    return nm_fail(err, NM_ERR_NOMEM, "padim: out of memory");
+}
+
 /* ------------------------------------------------------------ the sums */
 
 nm_status padim_accum_init(padim_accum *a, padim_cov cov, size_t positions, int d,
@@ -126,13 +139,11 @@ nm_status padim_accum_add(padim_accum *a, const float *x, size_t pos_stride, int
     if (k < 1)
         return NM_OK;
     size_t per = (size_t)(k + 1) * (size_t)a->d_pad;
-    float *z = padim_zalloc((size_t)threads * per * sizeof(float));
-    double *mb = malloc((size_t)threads * (size_t)a->d * sizeof(double));
-    if (!z || !mb) {
-        free(z);
-        free(mb);
-        return nm_fail(err, NM_ERR_NOMEM, "padim: out of memory");
-    }
+    float *z;
+    double *mb;
+    nm_status st = thread_scratch(threads, per, (size_t)a->d, &z, &mb, err);
+    if (st)
+        return st;
 #pragma omp parallel num_threads(threads)
     {
         int t = omp_get_thread_num();
@@ -472,13 +483,11 @@ nm_status padim_gauss_score(const padim_gauss *g, const float *x, size_t pos_str
                             float *dist2, int threads, nm_error *err)
 {
     size_t per = (size_t)n * (size_t)g->d_pad;
-    float *diff = padim_zalloc((size_t)threads * per * sizeof(float));
-    double *q = malloc((size_t)threads * (size_t)n * sizeof(double));
-    if (!diff || !q) {
-        free(diff);
-        free(q);
-        return nm_fail(err, NM_ERR_NOMEM, "padim: out of memory");
-    }
+    float *diff;
+    double *q;
+    nm_status st = thread_scratch(threads, per, (size_t)n, &diff, &q, err);
+    if (st)
+        return st;
 #pragma omp parallel num_threads(threads)
     {
         int t = omp_get_thread_num();
