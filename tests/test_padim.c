@@ -8,7 +8,8 @@
  * of the full, diagonal and low-rank models through the method interface,
  * batched and one image at a time, before and after a save/load round
  * trip. Also the rejection of non-finite features and of covariances that
- * are not positive definite, and argument errors.
+ * are not positive definite, of damaged model sections, and argument
+ * errors.
  */
 #include "test_util.h"
 
@@ -607,6 +608,76 @@ static void test_argument_errors(void **state)
     free(fit);
 }
 
+/* A diag model (d=4 of 28 channels on a 2x2 grid) written section by
+ * section: loads when consistent; each damage is named. */
+static nm_status load_crafted(const char *settings, int32_t *channels, size_t mean_floats,
+                              size_t factor_floats, nm_error *err)
+{
+    char dir[] = "/tmp/nominal-padim-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    const char *path = tu_path("%s/m.nmm", dir);
+    float zeros[256] = {0};
+    model_writer *w = NULL;
+    assert_int_equal(model_writer_open(path, &w, err), NM_OK);
+    assert_int_equal(model_writer_add(w, "PDCH", channels, 4 * sizeof(int32_t), err), NM_OK);
+    if (mean_floats)
+        assert_int_equal(model_writer_add(w, "PDMU", zeros, mean_floats * sizeof(float), err),
+                         NM_OK);
+    assert_int_equal(model_writer_add(w, "PDFA", zeros, factor_floats * sizeof(float), err),
+                     NM_OK);
+    assert_int_equal(model_writer_commit(w, err), NM_OK);
+    model_file *f = NULL;
+    assert_int_equal(model_file_read(path, &f, err), NM_OK);
+    cJSON *obj = cJSON_Parse(settings);
+    assert_non_null(obj);
+    void *state = NULL;
+    const method_ops *ops = method_find("padim");
+    nm_status st = ops->load(obj, f, &state, err);
+    assert_true(st ? state == NULL : state != NULL);
+    if (state)
+        ops->destroy(state);
+    cJSON_Delete(obj);
+    model_file_free(f);
+    unlink(path);
+    rmdir(dir);
+    return st;
+}
+
+static void expect_load_error(const char *settings, int32_t *channels, size_t mean,
+                              size_t factor, const char *want)
+{
+    nm_error err = {0};
+    assert_int_equal(load_crafted(settings, channels, mean, factor, &err), NM_ERR_FORMAT);
+    if (!strstr(err.msg, want))
+        fail_msg("'%s' lacks '%s'", err.msg, want);
+    printf("  %s\n", err.msg);
+}
+
+static void test_load_rejects_damaged_models(void **state)
+{
+    (void)state;
+    const char *ok = "{\"d\":4,\"cov\":\"diag\",\"tap_shapes\":[[6,2,2],[22,1,1]]}";
+    int32_t ch[4] = {0, 5, 9, 27}, unsorted[4] = {0, 9, 5, 27}, beyond[4] = {0, 5, 9, 28};
+    nm_error err = {0};
+    /* 4 positions x 16 floats (d padded) of means and inverse variances */
+    assert_int_equal(load_crafted(ok, ch, 64, 64, &err), NM_OK);
+    expect_load_error(ok, ch, 64, 63, "PDFA holds 252 bytes, expected 256");
+    expect_load_error(ok, ch, 0, 64, "has no PDMU section");
+    expect_load_error(ok, unsorted, 64, 64, "channel list is damaged");
+    expect_load_error(ok, beyond, 64, 64, "channel list is damaged");
+    expect_load_error("{\"d\":29,\"cov\":\"diag\",\"tap_shapes\":[[6,2,2],[22,1,1]]}", ch,
+                      64, 64, "invalid PaDiM settings");
+    expect_load_error("{\"d\":4,\"cov\":\"dense\",\"tap_shapes\":[[6,2,2],[22,1,1]]}", ch,
+                      64, 64, "invalid PaDiM settings");
+    expect_load_error("{\"d\":4,\"cov\":\"lowrank\",\"rank\":4,\"tap_shapes\":[[6,2,2]]}",
+                      ch, 64, 64, "invalid PaDiM settings");
+    expect_load_error("{\"d\":4,\"cov\":\"diag\",\"tap_shapes\":[[6,2]]}", ch, 64, 64,
+                      "invalid PaDiM settings");
+    /* sizes no file holds: refused before any size is multiplied out */
+    expect_load_error("{\"d\":65536,\"cov\":\"full\",\"tap_shapes\":[[65536,65536,65536]]}",
+                      ch, 64, 64, "invalid PaDiM settings");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -620,6 +691,7 @@ int main(void)
         cmocka_unit_test(test_rejects_non_finite_features),
         cmocka_unit_test(test_rejects_covariance_not_positive_definite),
         cmocka_unit_test(test_argument_errors),
+        cmocka_unit_test(test_load_rejects_damaged_models),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -428,7 +428,10 @@ static int load_settings(padim *pd, const cJSON *o)
         return -1;
     pd->d_pad = padim_pad(pd->d);
     pd->positions = (size_t)pd->tap_shape[0][1] * (size_t)pd->tap_shape[0][2];
-    return 0;
+    /* sizes a file could hold, so the section sizes below cannot wrap */
+    double floats = (double)pd->positions *
+                    (double)padim_gauss_factor_floats(pd->cov, pd->d, pd->rank);
+    return floats < 0x1p60 ? 0 : -1;
 }
 
 /* The section with this tag holding exactly `bytes`, or NULL after filling err. */

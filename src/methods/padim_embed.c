@@ -80,7 +80,8 @@ void padim_gather(const nm_tensor *taps, int n_taps, const int32_t *channels, in
                     k_end++;
                 for (int x = 0; x < W; x++) {
                     const float *src = img + padim_nearest_index(x, tw, W);
-                    float *dst = out + (size_t)(y * W + x) * pos_stride + (size_t)n * img_stride;
+                    float *dst = out + ((size_t)y * (size_t)W + (size_t)x) * pos_stride +
+                                 (size_t)n * img_stride;
                     for (int j = k; j < k_end; j++)
                         dst[j] = src[(size_t)(channels[j] - first) * plane];
                 }
