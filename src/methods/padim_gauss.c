@@ -456,11 +456,7 @@ static void score_position(const padim_gauss *g, size_t p, const float *x, int n
                            float *diff, double *q)
 {
     const int d_pad = g->d_pad;
-    const float *mean = g->mean + p * (size_t)d_pad;
-    for (int b = 0; b < n; b++)
-        for (int j = 0; j < d_pad; j++)
-            diff[(size_t)b * (size_t)d_pad + (size_t)j] =
-                x[(size_t)b * (size_t)d_pad + (size_t)j] - mean[j];
+    padim_center(x, g->mean + p * (size_t)d_pad, d_pad, n, diff);
     const float *f = g->factor + p * padim_gauss_factor_floats(g->cov, g->d, g->rank);
     switch (g->cov) {
     case PADIM_COV_FULL:

@@ -213,6 +213,16 @@ void padim_quad_rows(const float *rows, int n_rows, int d_pad, const float *w,
 }
 
 PADIM_CLONES
+void padim_center(const float *x, const float *mean, int d_pad, int nx, float *diff)
+{
+    for (int n = 0; n < nx; n++)
+        for (int c = 0; c < d_pad; c += PADIM_LANES) {
+            size_t at = (size_t)n * (size_t)d_pad + (size_t)c;
+            store(diff + at, load(x + at) - load(mean + c));
+        }
+}
+
+PADIM_CLONES
 void padim_quad_diag(const float *w, int d_pad, const float *x, int nx, double *out)
 {
     for (int n = 0; n < nx; n++) {

@@ -54,6 +54,9 @@ void padim_quad_tri(const float *tri, int d, const float *x, int nx, double *out
 void padim_quad_rows(const float *rows, int n_rows, int d_pad, const float *w,
                      const float *x, int nx, double *out);
 
+/* diff_n = x_n - mean for nx vectors of d_pad floats (rows d_pad apart). */
+void padim_center(const float *x, const float *mean, int d_pad, int nx, float *diff);
+
 /* out[n] = sum_j w[j] x_n[j]^2 (d_pad entries). */
 void padim_quad_diag(const float *w, int d_pad, const float *x, int nx, double *out);
 
