@@ -141,35 +141,56 @@ void padim_tri_rank_update(float *tri, int d, const float *z, int k)
 }
 
 /* y[b] = row . x_b for nb <= IMAGE_BLOCK images (x_b = x + b * d_pad).
- * Written out for four images so the accumulators live in registers;
- * with fewer, the missing images repeat image 0 and are dropped. */
+ * Every image is summed in the same order however many share the call
+ * (even chunks in one chain, odd chunks in another, then the two), so a
+ * score does not depend on the batch it came in. Written out for four
+ * images so the accumulators live in registers; with two or three, the
+ * missing images repeat image 0 and are dropped. */
 __attribute__((always_inline)) static inline void dots(const float *row, int chunks,
                                                        const float *x, int d_pad, int nb,
                                                        float *y)
 {
-    if (nb == 1) { /* two chains: one image alone is latency-bound */
-        vfloat a0 = {0}, a1 = {0};
-        int c = 0;
+    const int L = PADIM_LANES;
+    int c = 0;
+    if (nb == 1) { /* one image: a quarter of the work, same order */
+        vfloat a0 = {0}, b0 = {0};
         for (; c + 2 <= chunks; c += 2) {
-            a0 += load(row + c * PADIM_LANES) * load(x + c * PADIM_LANES);
-            a1 += load(row + (c + 1) * PADIM_LANES) * load(x + (c + 1) * PADIM_LANES);
+            a0 += load(row + c * L) * load(x + c * L);
+            b0 += load(row + (c + 1) * L) * load(x + (c + 1) * L);
         }
         if (c < chunks)
-            a0 += load(row + c * PADIM_LANES) * load(x + c * PADIM_LANES);
-        a0 += a1;
+            a0 += load(row + c * L) * load(x + c * L);
+        a0 += b0;
         y[0] = lane_sum(&a0);
         return;
     }
     const float *x1 = nb > 1 ? x + d_pad : x, *x2 = nb > 2 ? x + 2 * d_pad : x,
                 *x3 = nb > 3 ? x + 3 * d_pad : x;
-    vfloat a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-    for (int c = 0; c < chunks * PADIM_LANES; c += PADIM_LANES) {
-        vfloat r = load(row + c);
-        a0 += r * load(x + c);
-        a1 += r * load(x1 + c);
-        a2 += r * load(x2 + c);
-        a3 += r * load(x3 + c);
+    vfloat a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
+    for (; c + 2 <= chunks; c += 2) {
+        int e = c * L, o = (c + 1) * L;
+        vfloat r = load(row + e), s = load(row + o);
+        a0 += r * load(x + e);
+        a1 += r * load(x1 + e);
+        a2 += r * load(x2 + e);
+        a3 += r * load(x3 + e);
+        b0 += s * load(x + o);
+        b1 += s * load(x1 + o);
+        b2 += s * load(x2 + o);
+        b3 += s * load(x3 + o);
     }
+    if (c < chunks) {
+        int e = c * L;
+        vfloat r = load(row + e);
+        a0 += r * load(x + e);
+        a1 += r * load(x1 + e);
+        a2 += r * load(x2 + e);
+        a3 += r * load(x3 + e);
+    }
+    a0 += b0;
+    a1 += b1;
+    a2 += b2;
+    a3 += b3;
     float out[IMAGE_BLOCK] = {lane_sum(&a0), lane_sum(&a1), lane_sum(&a2), lane_sum(&a3)};
     for (int b = 0; b < nb; b++)
         y[b] = out[b];
