@@ -4,9 +4,11 @@
 #include "methods/method.h"
 
 extern const method_ops patchcore_method;
+extern const method_ops padim_method;
 
 const method_ops *const method_registry[] = {
     &patchcore_method,
+    &padim_method,
     NULL,
 };
 
