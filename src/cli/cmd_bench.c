@@ -108,7 +108,7 @@ static int bench_predict(int argc, char **argv)
                img.height, iters);
         printf("  preprocess %8.2f ms\n", median_of(t[0], iters));
         printf("  backbone   %8.2f ms\n", median_of(t[1], iters));
-        printf("  method     %8.2f ms (patch features + nearest-neighbour search)\n",
+        printf("  method     %8.2f ms (the method: features + search / distances)\n",
                median_of(t[2], iters));
         printf("  map        %8.2f ms (upsample, blur, back to %dx%d)\n", median_of(t[3], iters),
                img.width, img.height);

@@ -55,6 +55,10 @@ typedef struct method_ops {
     /* A typical normal patch score, for colour scaling (0 if unknown). */
     float (*normal_scale)(void *state);
     void (*destroy)(void *state);
+    /* 1: the image score is the maximum of the blurred map on the network
+     * input (the crop), as PaDiM's reference takes it; the pipeline
+     * computes it and score()'s image_scores are not used. */
+    int image_score_from_map;
 } method_ops;
 
 /* Registry: NULL-terminated list of all methods. */

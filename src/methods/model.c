@@ -49,6 +49,8 @@ struct nm_model {
     float *input;
     size_t input_cap;
     float *patch_scores;
+    float *crop_map; /* image_score_from_map: one blurred map on the crop */
+    size_t crop_cap;
     size_t patch_cap;
     float *image_scores;
     size_t image_cap;
@@ -79,6 +81,7 @@ void nm_model_close(nm_model *m)
     calibration_free(m->cal);
     free(m->input);
     free(m->patch_scores);
+    free(m->crop_map);
     free(m->image_scores);
     free(m);
 }
@@ -214,9 +217,14 @@ static double now_seconds(void)
 static nm_status fit_prepare(nm_model *m, const nm_fit_options *o, nm_error *err)
 {
     m->ops = method_find(o->method ? o->method : "patchcore");
-    if (!m->ops)
-        return nm_fail(err, NM_ERR_ARG, "unknown method '%s' (available: patchcore)",
-                       o->method);
+    if (!m->ops) {
+        char names[256] = "";
+        for (int i = 0; method_registry[i]; i++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+                     i ? ", " : "", method_registry[i]->name);
+        return nm_fail(err, NM_ERR_ARG, "unknown method '%s' (available: %s)", o->method,
+                       names);
+    }
     if (!o->backbone)
         return nm_fail(err, NM_ERR_ARG, "no backbone given");
     m->pre = o->preprocess;
@@ -517,6 +525,17 @@ static nm_status score_run(nm_model *m, const nm_image *const *imgs, const nm_ge
     if ((st = m->ops->score(m->state, &ctx, taps, m->n_taps, m->patch_scores,
                             m->image_scores, err)))
         return st;
+    for (int i = 0; i < n && m->ops->image_score_from_map; i++) {
+        size_t crop = (size_t)g[i].out_width * (size_t)g[i].out_height;
+        if ((st = grow(&m->crop_map, &m->crop_cap, crop, err)) ||
+            (st = anomaly_map_render(m->patch_scores + cells * (size_t)i, gw, gh, &g[i],
+                                     MAP_SIGMA, m->crop_map, NULL, err)))
+            return st;
+        float top = m->crop_map[0];
+        for (size_t j = 1; j < crop; j++)
+            top = m->crop_map[j] > top ? m->crop_map[j] : top;
+        m->image_scores[i] = top;
+    }
     double t3 = now_seconds();
     for (int i = 0; i < n && !st; i++) {
         double t4 = now_seconds();

@@ -515,4 +515,5 @@ const method_ops padim_method = {
     .bank_size = pd_bank_size,
     .normal_scale = pd_normal_scale,
     .destroy = pd_destroy,
+    .image_score_from_map = 1,
 };
