@@ -41,7 +41,7 @@ while [ $i -lt 600 ]; do
     sleep 0.1; i=$((i + 1))
 done
 kill -9 $pid 2>/dev/null
-wait $pid
+wait $pid 2>/dev/null # (no "Killed" line from the shell)
 rc=$?
 [ -n "$t" ] && [ $rc -eq 137 ] && ok "killed while writing $t ($(stat -c %s "$tmp/kill/$t") bytes)" ||
     no "writer was not caught mid-write (exit $rc, temp '$t')"
