@@ -438,16 +438,12 @@ static nm_status pc_save(void *state, model_writer *w, nm_error *err)
     return st;
 }
 
-/* The stored projection, if the model has one. */
+/* The stored projection, if the model has one (older files do not: the
+ * index then fits one when it is first needed). */
 static nm_status load_projection(patchcore *pc, const cJSON *o, const model_file *f,
                                  nm_error *err)
 {
-    /* a file from before search projections has no search_dims: fit one
-     * when first needed; search_dims 0 asked for the plain search */
-    int dims = json_int_setting(o, "search_dims", -1);
-    pc->search_dims = dims < 0 ? -1 : 0;
-    if (dims < 0)
-        dims = 0;
+    int dims = json_int_setting(o, "search_dims", 0);
     const model_section *mean = model_file_find(f, "PMEA");
     const model_section *basis = model_file_find(f, "PBAS");
     size_t dim = (size_t)pc->pf.out_dim;
