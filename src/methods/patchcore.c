@@ -438,8 +438,9 @@ static nm_status pc_save(void *state, model_writer *w, nm_error *err)
     return st;
 }
 
-/* The stored projection, if the model has one (older files do not: the
- * index then fits one when it is first needed). */
+/* The stored projection, if the model has one. Files from before
+ * projections have none (and search_dims reads 0 from the zeroed state):
+ * they are searched by the plain GEMM, as when they were written. */
 static nm_status load_projection(patchcore *pc, const cJSON *o, const model_file *f,
                                  nm_error *err)
 {
