@@ -352,6 +352,8 @@ nm_status nm_model_calibrate(nm_model *m, const nm_calibration_data *data,
 /* 1 and *out filled if the model is calibrated, else 0. The pointers in
  * *out stay valid until the model is closed or calibrated again. */
 int nm_model_get_calibration(const nm_model *m, nm_calibration *out);
+/* "fpr", "fnr" or "f1", as the model file and the JSON outputs spell it. */
+const char *nm_calibration_kind_name(nm_calibration_kind kind);
 /* The decision for an image score: *anomalous = score > threshold, and the
  * conformal p-value. NM_ERR_ARG if the model is not calibrated or the
  * score is not finite. Either output may be NULL. */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "io/dataset.h"
 #include "methods/calibration.h"
 
 enum { PIXELS_NONE, PIXELS_ALL, PIXELS_UNDER_MASKS };
@@ -41,35 +42,22 @@ static nm_status reserve_pixels(collected *c, size_t more, nm_error *err)
     return NM_OK;
 }
 
-/* MASKS/STEM_mask.png, the MVTec AD naming. */
-static void mask_path_of(const char *masks, const char *image, char *out, size_t n)
-{
-    const char *base = strrchr(image, '/');
-    base = base ? base + 1 : image;
-    const char *dot = strrchr(base, '.');
-    int len = dot ? (int)(dot - base) : (int)strlen(base);
-    snprintf(out, n, "%s/%.*s_mask.png", masks, len, base);
-}
-
-/* Map values under the image's defect mask (mask > 0). The mask must have
- * the image's size: it is ground truth, never resampled here. */
+/* Map values under the image's defect mask, read as `eval` reads masks
+ * (any channel non-zero; another size resized nearest, as PIL does). */
 static nm_status add_defect_pixels(collected *c, const char *masks, const char *image,
                                    const nm_result *r, nm_error *err)
 {
     char path[4096];
-    mask_path_of(masks, image, path, sizeof path);
-    nm_image mask = {0};
-    nm_status st = nm_image_load_gray(path, 0, &mask, err);
-    if (!st && (mask.width != r->width || mask.height != r->height))
-        st = nm_fail(err, NM_ERR_FORMAT, "%s: mask is %dx%d but %s is %dx%d", path,
-                     mask.width, mask.height, image, r->width, r->height);
+    dataset_mask_path(masks, image, path, sizeof path);
+    uint8_t *mask = NULL;
+    nm_status st = dataset_load_mask(path, r->width, r->height, &mask, err);
     size_t n = (size_t)r->width * (size_t)r->height;
     if (!st)
         st = reserve_pixels(c, n, err);
     for (size_t i = 0; !st && i < n; i++)
-        if (mask.pixels[i])
+        if (mask[i])
             c->pixels[c->n_pixels++] = r->map[i];
-    nm_image_free(&mask);
+    free(mask);
     return st;
 }
 

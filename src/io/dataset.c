@@ -112,7 +112,7 @@ static nm_status list_entries(const char *dir, int folders, path_list *out, nm_e
     closedir(d);
     if (st)
         path_list_free(out);
-    else
+    else if (out->count > 1) /* an empty list has no array to sort */
         qsort(out->paths, (size_t)out->count, sizeof(char *), compare_paths);
     return st;
 }
@@ -153,8 +153,7 @@ void labelled_set_free(labelled_set *s)
     memset(s, 0, sizeof *s);
 }
 
-/* "dir/x_10.jpg" -> "MASK_DIR/x_10_mask.png" */
-static void mask_name(const char *mask_dir, const char *image_path, char *out, size_t n)
+void dataset_mask_path(const char *mask_dir, const char *image_path, char *out, size_t n)
 {
     const char *base = strrchr(image_path, '/');
     base = base ? base + 1 : image_path;
@@ -191,7 +190,7 @@ static nm_status add_folder(labelled_set *s, const char *dir, const char *type,
         if (!mask_dir)
             continue;
         char mp[8192];
-        mask_name(mask_dir, l.paths[i], mp, sizeof mp);
+        dataset_mask_path(mask_dir, l.paths[i], mp, sizeof mp);
         if (path_is_dir(mp) != 0)
             st = nm_fail(err, NM_ERR_IO,
                          "%s: no mask %s for this defective image (an all-black "

@@ -62,6 +62,9 @@ void labelled_set_free(labelled_set *s);
  * non-zero (gray or RGB, any bit depth); a mask of another size is resized
  * nearest-neighbour exactly as PIL's Image.resize(NEAREST) does. path NULL
  * gives an all-zero mask. */
+/* The MVTec AD naming: "dir/x_10.jpg" -> "MASK_DIR/x_10_mask.png". */
+void dataset_mask_path(const char *mask_dir, const char *image_path, char *out, size_t n);
+
 nm_status dataset_load_mask(const char *path, int width, int height, uint8_t **out,
                             nm_error *err);
 

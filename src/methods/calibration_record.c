@@ -19,6 +19,11 @@
 
 static const char *const kind_names[] = {"fpr", "fnr", "f1"};
 
+const char *nm_calibration_kind_name(nm_calibration_kind kind)
+{
+    return (unsigned)kind < sizeof kind_names / sizeof *kind_names ? kind_names[kind] : "?";
+}
+
 /* NAN (no bad images, no masks) is written as null. */
 static void add_number(cJSON *o, const char *key, double v)
 {

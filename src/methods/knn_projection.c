@@ -65,19 +65,15 @@ nm_status knn_projection_copy(const float *mean, const float *basis, int dim, in
     return NM_OK;
 }
 
-static void row_mean(const float *bank, int64_t m, int dim, float *mean)
+/* Column means, accumulated in double into sum[dim] (caller's scratch). */
+static void row_mean(const float *bank, int64_t m, int dim, double *sum, float *mean)
 {
-    double *sum = calloc((size_t)dim, sizeof *sum);
-    if (!sum) { /* a zero mean is still a valid (if worse) centre */
-        memset(mean, 0, (size_t)dim * sizeof *mean);
-        return;
-    }
+    memset(sum, 0, (size_t)dim * sizeof *sum);
     for (int64_t i = 0; i < m; i++)
         for (int j = 0; j < dim; j++)
             sum[j] += bank[i * dim + j];
     for (int j = 0; j < dim; j++)
         mean[j] = (float)(sum[j] / (double)m);
-    free(sum);
 }
 
 /* Eigenvectors of the symmetric cov[dim][dim] for its `dims` largest
@@ -137,12 +133,13 @@ nm_status knn_projection_fit(nm_backend *be, const float *bank, int64_t m, int d
     float *sample_t = malloc((size_t)s * (size_t)dim * sizeof *sample_t); /* [dim][s] */
     float *cov = malloc((size_t)dim * (size_t)dim * sizeof *cov);
     float *basis = malloc((size_t)dims * (size_t)dim * sizeof *basis);
+    double *sum = malloc((size_t)dim * sizeof *sum);
     nm_status st = NM_OK;
-    if (!mean || !sample_t || !cov || !basis) {
+    if (!mean || !sample_t || !cov || !basis || !sum) {
         st = nm_fail(err, NM_ERR_NOMEM, "knn: out of memory fitting a projection");
         goto done;
     }
-    row_mean(bank, m, dim, mean);
+    row_mean(bank, m, dim, sum, mean);
     for (int64_t i = 0; i < s; i++) {
         const float *row = bank + (i * m / s) * dim;
         for (int j = 0; j < dim; j++)
@@ -159,5 +156,6 @@ done:
     free(sample_t);
     free(cov);
     free(basis);
+    free(sum);
     return st;
 }

@@ -49,7 +49,7 @@ struct nm_model {
     float *input;
     size_t input_cap;
     float *patch_scores;
-    float *crop_map; /* image_score_from_map: one blurred map on the crop */
+    float *crop_map; /* one blurred map on the crop (render workspace) */
     size_t crop_cap;
     size_t patch_cap;
     float *image_scores;
@@ -525,36 +525,40 @@ static nm_status score_run(nm_model *m, const nm_image *const *imgs, const nm_ge
     if ((st = m->ops->score(m->state, &ctx, taps, m->n_taps, m->patch_scores,
                             m->image_scores, err)))
         return st;
-    for (int i = 0; i < n && m->ops->image_score_from_map; i++) {
-        size_t crop = (size_t)g[i].out_width * (size_t)g[i].out_height;
-        if ((st = grow(&m->crop_map, &m->crop_cap, crop, err)) ||
-            (st = anomaly_map_render(m->patch_scores + cells * (size_t)i, gw, gh, &g[i],
-                                     MAP_SIGMA, m->crop_map, NULL, err)))
-            return st;
-        float top = m->crop_map[0];
-        for (size_t j = 1; j < crop; j++)
-            top = m->crop_map[j] > top ? m->crop_map[j] : top;
-        m->image_scores[i] = top;
-    }
     double t3 = now_seconds();
+    const int from_map = m->ops->image_score_from_map;
     for (int i = 0; i < n && !st; i++) {
         double t4 = now_seconds();
-        out[i].score = m->image_scores[i];
         out[i].width = imgs[i]->width;
         out[i].height = imgs[i]->height;
         out[i].ms_preprocess = (t1 - t0) * 1e3 / n;
         out[i].ms_backbone = (t2 - t1) * 1e3 / n;
         out[i].ms_method = (t3 - t2) * 1e3 / n;
-        if (!want_map)
+        out[i].score = m->image_scores[i];
+        if (!want_map && !from_map)
             continue;
-        size_t pixels = (size_t)imgs[i]->width * (size_t)imgs[i]->height;
-        out[i].map = malloc(sizeof(float) * pixels);
-        if (!out[i].map)
-            return nm_fail(err, NM_ERR_NOMEM, "out of memory for a %dx%d map",
-                           imgs[i]->width, imgs[i]->height);
-        st = anomaly_map_render(m->patch_scores + cells * (size_t)i, gw, gh, &g[i], MAP_SIGMA,
-                                NULL, out[i].map, err);
-        out[i].ms_map = (now_seconds() - t4) * 1e3;
+        if (want_map) {
+            size_t pixels = (size_t)imgs[i]->width * (size_t)imgs[i]->height;
+            out[i].map = malloc(sizeof(float) * pixels);
+            if (!out[i].map)
+                return nm_fail(err, NM_ERR_NOMEM, "out of memory for a %dx%d map",
+                               imgs[i]->width, imgs[i]->height);
+        }
+        /* one render gives both the crop map (the image score, for methods
+         * that take it from the map) and the map on the original image */
+        size_t crop = (size_t)g[i].out_width * (size_t)g[i].out_height;
+        if ((st = grow(&m->crop_map, &m->crop_cap, crop, err)) ||
+            (st = anomaly_map_render(m->patch_scores + cells * (size_t)i, gw, gh, &g[i],
+                                     MAP_SIGMA, m->crop_map, out[i].map, err)))
+            return st;
+        if (from_map) {
+            float top = m->crop_map[0];
+            for (size_t j = 1; j < crop; j++)
+                top = m->crop_map[j] > top ? m->crop_map[j] : top;
+            out[i].score = top;
+        }
+        if (want_map)
+            out[i].ms_map = (now_seconds() - t4) * 1e3;
     }
     return st;
 }

@@ -129,9 +129,8 @@ static cJSON *model_json(const served_model *sm, const nm_model *first)
     cJSON_AddNumberToObject(o, "train_images", in->train_images);
     nm_calibration cal;
     if (nm_model_get_calibration(first, &cal)) {
-        static const char *const kinds[] = {"fpr", "fnr", "f1"};
         cJSON *c = cJSON_AddObjectToObject(o, "calibration");
-        cJSON_AddStringToObject(c, "kind", kinds[cal.kind]);
+        cJSON_AddStringToObject(c, "kind", nm_calibration_kind_name(cal.kind));
         cJSON_AddNumberToObject(c, "target", cal.target);
         cJSON_AddNumberToObject(c, "threshold", cal.threshold);
         cJSON_AddNumberToObject(c, "n_good", cal.n_good);
