@@ -173,14 +173,16 @@ def bad_onnx(d):
     save_model(os.path.join(d, "empty_weight.onnx"), [conv], [vi("x", RGB)],
                [vi("c")], [numpy_helper.from_array(
                    np.zeros((0, 3, 1, 1), np.float32), "w")])
-    # Concat of 64 copies, 6 times over: 3 * 64^6 channels
-    nodes, prev = [], "x"
-    for i in range(6):
-        nodes.append(helper.make_node("Concat", [prev] * 64, [f"k{i}"],
-                                      name=f"cat{i}", axis=1))
-        prev = f"k{i}"
-    save_model(os.path.join(d, "concat_explosion.onnx"), nodes,
-               [vi("x", RGB)], [vi(prev)], [])
+    # Concat of 64 copies, 6 times over: 3 * 64^6 channels, more than any
+    # tensor may have; 3 times over: 786432 channels, 800 MB at 16x16
+    for name, levels in (("concat_explosion", 6), ("concat_memory", 3)):
+        nodes, prev = [], "x"
+        for i in range(levels):
+            nodes.append(helper.make_node("Concat", [prev] * 64, [f"k{i}"],
+                                          name=f"cat{i}", axis=1))
+            prev = f"k{i}"
+        save_model(os.path.join(d, name + ".onnx"), nodes, [vi("x", RGB)],
+                   [vi(prev)], [])
     # an empty value_ints Constant (NULL list in the message)
     save_model(os.path.join(d, "empty_constant.onnx"),
                [helper.make_node("Constant", [], ["k"], name="k",

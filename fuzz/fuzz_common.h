@@ -24,6 +24,15 @@ static inline void fuzz_fail(const char *what, nm_status st, const nm_error *err
     abort();
 }
 
+/* The targets run with a 2 GB RSS limit; nominal's own activation budget
+ * (NOMINAL_MEMORY_LIMIT_MB, default: the machine's memory) is set well
+ * below it, so a graph that asks for more is refused, as it must be, and
+ * not reported as an out-of-memory crash. */
+static inline void fuzz_limit_memory(void)
+{
+    setenv("NOMINAL_MEMORY_LIMIT_MB", "512", 0);
+}
+
 /* st is what running input `name` returned for a call whose own arguments
  * may not fit it (an image too small for the network's kernels is the
  * caller's argument error): everything but the "no argument errors" rule. */

@@ -24,6 +24,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
+    fuzz_limit_memory();
     const char *path = getenv("NOMINAL_FUZZ_TEMPLATE");
     nm_error err = {0};
     if (!path || model_file_read(path, &template_model, &err) != NM_OK) {

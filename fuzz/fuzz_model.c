@@ -12,8 +12,18 @@
 #define NAME "fuzz.nmm"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 static mc_memfile memfile;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    fuzz_limit_memory();
+    mc_memfile_open(&memfile);
+    return 0;
+}
 
 static void check_sections(const model_file *f)
 {
@@ -30,8 +40,6 @@ static void check_sections(const model_file *f)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (memfile.path[0] == '\0')
-        mc_memfile_open(&memfile);
     model_file *f = NULL;
     nm_error err = {0};
     nm_status st = model_file_read_memory(data ? data : (const uint8_t *)"",

@@ -15,6 +15,15 @@
 #define IN_W 23
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    fuzz_limit_memory();
+    return 0;
+}
 
 static void check_taps(const nm_net *net, const nm_tensor *taps)
 {

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Run each fuzz target given on the command line for $FUZZ_SECONDS seconds
 # and print one line per target: runs, edges covered (libFuzzer's cov:),
-# corpus size, and crashes (crash/leak/timeout/oom artifacts, kept in
-# $FUZZ_BUILD/artifacts/<kind>/). Exit 1 if any target found something.
+# corpus size, and crashes (crash/leak/timeout/oom artifacts of this run,
+# kept in $FUZZ_BUILD/artifacts/<kind>/ until the next). Exit 1 if any
+# target found something.
 #
 # Target fuzz_KIND reads seeds from $FUZZ_BUILD/seeds/KIND (make_corpus.sh)
 # and grows its corpus in $FUZZ_BUILD/corpus/KIND, kept between runs. A new
@@ -29,6 +30,9 @@ for bin in "$@"; do
     seeds="$FUZZ_BUILD/seeds/$kind"
     art="$FUZZ_BUILD/artifacts/$kind"
     log="$FUZZ_BUILD/$name.log"
+    # a previous run's crash inputs are stale: reproducers worth keeping go
+    # into fuzz/bad_inputs.py
+    rm -rf "$art"
     mkdir -p "$corpus" "$seeds" "$art"
     dict=""
     [ -f "fuzz/$kind.dict" ] && dict="-dict=fuzz/$kind.dict"

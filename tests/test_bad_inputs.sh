@@ -69,6 +69,10 @@ bad onnx-output-is-input 5 "output_is_input.onnx: tap 'x' is the input itself" -
 bad onnx-empty-weight 5 "empty_weight.onnx: node 'conv' (Conv): input 'w' is empty or too large" -- $NOM $BENCH "$O/empty_weight.onnx"
 bad onnx-activation-too-big 4 "concat_explosion.onnx: node 'cat3': output would have more than 2147483647 elements" -- \
     $NOM $BENCH "$O/concat_explosion.onnx"
+# 786432 channels at 16x16: 800 MB of activations from a 1 KB file, over
+# the memory limit (default: the machine's memory; here set to 100 MiB)
+bad onnx-memory-limit 4 "concat_memory.onnx: at this input size the network needs [0-9]* MiB of activation memory, more than the 100 MiB allowed" -- \
+    env NOMINAL_MEMORY_LIMIT_MB=100 $NOM $BENCH "$O/concat_memory.onnx"
 check onnx-empty-constant-list 0 "ms/image" -- $NOM $BENCH "$O/empty_constant.onnx"
 /usr/bin/python3 - "$FIXTURES/onnx_bad" "$tmp" <<'PYEOF' || true
 import os, shutil, sys

@@ -85,6 +85,7 @@ typedef struct nn_program {
     const nn_shape *shapes; /* n_values, for this input shape */
     const int *taps;        /* values returned to the caller, in order */
     int n_taps;
+    size_t max_bytes;       /* refuse a plan needing more memory (0: no limit) */
 } nn_program;
 
 typedef struct nm_backend nm_backend;

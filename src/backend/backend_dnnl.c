@@ -1061,6 +1061,14 @@ nm_status backend_plan_build(nm_backend *be, const nn_program *prog,
             goto fail;
         }
     }
+    /* the plan knows its buffers before allocating any of them */
+    if (prog->max_bytes && backend_plan_memory(p) > prog->max_bytes) {
+        st = nm_fail(err, NM_ERR_LIMIT,
+                     "at this input size the network needs %zu MiB of activation "
+                     "memory, more than the %zu MiB allowed",
+                     backend_plan_memory(p) >> 20, prog->max_bytes >> 20);
+        goto fail;
+    }
     if ((st = materialize(p, err)))
         goto fail;
     *out = p;

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend/backend.h"
 #include "core/error.h"
@@ -55,6 +56,7 @@ struct nm_net {
     nn_shape *shapes;
     backend_plan *plan;
     int plan_n, plan_h, plan_w;
+    size_t memory_limit; /* bytes a plan may use, see memory_limit() */
     float **tap_data;
 };
 
@@ -994,6 +996,20 @@ static nm_status net_init(nm_net *net, const nm_net_options *opts, nm_error *err
     return st;
 }
 
+/* How much activation memory a plan may take: NOMINAL_MEMORY_LIMIT_MB when
+ * set, else the machine's physical memory. A tiny graph can ask for far
+ * more (a Concat of 64 copies of a value, 64 times over): it is refused
+ * with a message instead of allocating until the kernel kills us. */
+static size_t memory_limit(void)
+{
+    const char *env = getenv("NOMINAL_MEMORY_LIMIT_MB");
+    long long mb = env ? strtoll(env, NULL, 10) : 0;
+    if (mb > 0 && (unsigned long long)mb <= SIZE_MAX >> 20)
+        return (size_t)mb << 20;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (size_t)pages * (size_t)page : 0;
+}
+
 /* Open from a file (data NULL) or from bytes in memory. */
 static nm_status net_open_from(const char *path, const uint8_t *data, size_t size,
                                const nm_net_options *opts, nm_net **out, nm_error *err)
@@ -1003,6 +1019,7 @@ static nm_status net_open_from(const char *path, const uint8_t *data, size_t siz
     nm_net *net = calloc(1, sizeof *net);
     if (!net)
         return nm_fail(err, NM_ERR_NOMEM, "out of memory");
+    net->memory_limit = memory_limit();
     nm_status st = data ? onnx_graph_load_memory(data, size, path, &net->graph, err)
                         : onnx_graph_load(path, &net->graph, err);
     if (!st)
@@ -1076,7 +1093,7 @@ nm_status nm_net_run(nm_net *net, const float *input, int n, int h, int w,
         if ((st = infer_shapes(net, n, h, w, err)))
             return st;
         nn_program prog = {net->layers, net->n_layers, net->n_values, net->input_value,
-                           net->shapes, net->taps, net->n_taps};
+                           net->shapes, net->taps, net->n_taps, net->memory_limit};
         if ((st = backend_plan_build(net->backend, &prog, &net->plan, err)))
             return with_model_name(net, st, err);
         net->plan_n = n;
