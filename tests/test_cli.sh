@@ -22,6 +22,9 @@ printf 'this is not a protobuf at all\n' >"$tmp/garbage.onnx"
 check info-garbage 4 "garbage.onnx" -- "$NOM" info "$tmp/garbage.onnx"
 check features-no-taps 2 "missing --taps" -- "$NOM" features x.onnx img.png
 check bench-unknown 2 "unknown benchmark" -- "$NOM" bench frob
+check help-bench-predict 0 "usage: nominal bench predict" -- "$NOM" bench predict --help
+check help-bench-backbone 0 "usage: nominal bench backbone" -- "$NOM" bench backbone --help
+check bench-predict-batch-range 2 "--batch needs 1..64" -- "$NOM" bench predict m.nmm x.png --batch 65
 
 # A model with an op the runtime lacks: info lists it, running it fails
 # with exit 5 and a message naming node and op.

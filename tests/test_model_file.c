@@ -539,6 +539,53 @@ static void test_commit_replaces(void **state)
     remove_dir(dir);
 }
 
+/* A section of 80 MiB takes the parallel checksum path (chunks joined with
+ * crc32_combine): it must agree with the plain checksum, and one flipped
+ * byte anywhere in it, including the last chunk, must be caught. A loaded
+ * file is a mapping of the file: replacing the file (as every writer does,
+ * by rename) must not change what was loaded. */
+static void test_big_section_and_replace(void **state)
+{
+    (void)state;
+    char dir[512];
+    make_temp_dir(dir, sizeof dir);
+    const char *path = tu_path("%s/big.nmm", dir);
+    size_t n = (size_t)80 << 20;
+    uint8_t *big = malloc(n);
+    assert_non_null(big);
+    fill_random(big, n, 7);
+    write_one_section(path, "BIG1", big, n);
+
+    nm_error err = {0};
+    model_file *f = NULL;
+    expect_ok(model_file_read(path, &f, &err), &err);
+    assert_int_equal(f->sections[0].size, n);
+    assert_memory_equal(f->sections[0].data, big, n);
+    write_one_section(path, "NEW1", "new", 3); /* replaced while loaded */
+    assert_string_equal(f->sections[0].tag, "BIG1");
+    assert_memory_equal(f->sections[0].data, big, n);
+    model_file_free(f);
+
+    const size_t flips[] = {0, n / 2 + 12345, n - 1};
+    for (int i = 0; i < 3; i++) {
+        write_one_section(path, "BIG1", big, n);
+        FILE *fp = fopen(path, "r+b");
+        assert_non_null(fp);
+        long at = 64 + 64 + (long)flips[i]; /* file header, section header */
+        assert_int_equal(fseek(fp, at, SEEK_SET), 0);
+        int c = fgetc(fp);
+        assert_int_equal(fseek(fp, at, SEEK_SET), 0);
+        fputc(c ^ 0x10, fp);
+        fclose(fp);
+        f = NULL;
+        assert_int_equal(model_file_read(path, &f, &err), NM_ERR_FORMAT);
+        assert_null(f);
+        assert_non_null(strstr(err.msg, "'BIG1' is corrupted"));
+    }
+    free(big);
+    remove_dir(dir);
+}
+
 /* In a child limited to 64 KiB per file (a full disk, as far as the writer
  * can tell), writing a 1 MiB model over an existing one must fail and leave
  * the old model untouched and no temp file behind. */
@@ -597,6 +644,7 @@ int main(void)
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_abort_leaves_nothing),
         cmocka_unit_test(test_commit_replaces),
+        cmocka_unit_test(test_big_section_and_replace),
         cmocka_unit_test(test_failed_write_keeps_old),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

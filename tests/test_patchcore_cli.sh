@@ -70,6 +70,9 @@ check fit-unknown-setting 2 "unknown setting 'coreseet'" -- $FIT --train "$tmp/t
 check fit-bad-coreset 2 "coreset=2" -- $FIT --train "$tmp/train" -o "$tmp/x.nmm" --coreset 2
 check fit-unknown-method 2 "unknown method 'padim2'" -- $FIT --method padim2 --train "$tmp/train" -o "$tmp/x.nmm"
 [ -e "$tmp/x.nmm" ] && { echo "FAIL a failed fit left a model file"; fails=$((fails + 1)); } || echo "ok   failed fits wrote nothing"
+check bench-predict-batch 0 "runs of 3 images" -- $NOM bench predict "$tmp/m.nmm" "$img" --iters 1 --batch 3
+tail -1 "$tmp/out" | grep -q '^ms/image: [0-9.]*$' && echo "ok   bench-predict-last-line" ||
+    { echo "FAIL bench-predict-last-line"; fails=$((fails + 1)); }
 check predict-onnx-as-model 4 "not a nominal model" -- $NOM predict "$BB" "$img"
 head -c 100000 "$tmp/m.nmm" >"$tmp/trunc.nmm"
 check predict-truncated-model 4 "trunc.nmm" -- $NOM predict "$tmp/trunc.nmm" "$img"

@@ -4,18 +4,25 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/error.h"
 #include "nn/net.h"
 
 #define MAX_TAPS 16
 
 static void print_help(void)
 {
-    printf("usage: nominal bench predict MODEL IMAGE [--iters N] [--threads N]\n"
+    printf("usage: nominal bench predict MODEL IMAGE [--iters N] [--threads N] [--batch N]\n"
            "\n"
-           "Score IMAGE repeatedly with a model (batch 1, warm) and report ms/image\n"
-           "split into preprocess / backbone / method (features + search) / map, and\n"
-           "peak RSS. The last line is `ms/image: X`.\n"
-           "\n");
+           "Score IMAGE repeatedly with a model (warm) and report ms/image split into\n"
+           "preprocess / backbone / method (features + search) / map, the model's\n"
+           "load time and peak RSS. The last line is `ms/image: X`.\n"
+           "\n"
+           "options:\n"
+           "  --iters N      timed calls (default 20, after 2 untimed)\n"
+           "  --threads N    compute threads (default: all cores)\n"
+           "  --batch N      copies of IMAGE scored per call, as `predict --batch N`\n"
+           "                 does (default 1; 1..%d); times are per image\n"
+           "\n", NM_SCORE_BATCH_MAX);
     printf("usage: nominal bench backbone MODEL.onnx [options]\n"
            "\n"
            "Run the backbone on random input up to the given taps and report the\n"
@@ -45,11 +52,17 @@ static double median_of(double *v, int n)
 static int bench_predict(int argc, char **argv)
 {
     const char *model_path = NULL, *image_path = NULL;
-    int iters = 20, threads = 0;
+    int iters = 20, threads = 0, batch = 1;
     for (int i = 1; i < argc; i++) {
         const char *v;
         int r;
-        if ((r = cli_opt(argc, argv, &i, "--iters", &v))) {
+        if (cli_is_help(argv[i])) {
+            print_help();
+            return EXIT_OK;
+        } else if ((r = cli_opt(argc, argv, &i, "--batch", &v))) {
+            if (r < 0 || cli_parse_int(v, 1, NM_SCORE_BATCH_MAX, &batch))
+                return cli_usage_error("bench", "--batch needs 1..%d", NM_SCORE_BATCH_MAX);
+        } else if ((r = cli_opt(argc, argv, &i, "--iters", &v))) {
             if (r < 0 || cli_parse_int(v, 1, 100000, &iters))
                 return cli_usage_error("bench", "--iters needs 1..100000");
         } else if ((r = cli_opt(argc, argv, &i, "--threads", &v))) {
@@ -80,32 +93,40 @@ static int bench_predict(int argc, char **argv)
     double load_ms = (cli_now_seconds() - t0) * 1e3;
     double *t[5];
     int rc = EXIT_OK;
+    const nm_image *imgs[NM_SCORE_BATCH_MAX];
+    nm_result r[NM_SCORE_BATCH_MAX];
+    for (int k = 0; k < batch; k++)
+        imgs[k] = &img;
     for (int k = 0; k < 5; k++)
-        t[k] = calloc((size_t)iters, sizeof(double));
+        if (!(t[k] = calloc((size_t)iters, sizeof(double))))
+            if (rc == EXIT_OK) {
+                nm_fail(&err, NM_ERR_NOMEM, "bench: out of memory for %d timings", iters);
+                rc = cli_report(&err);
+            }
     for (int i = -2; i < iters && rc == EXIT_OK; i++) { /* two warm-up runs */
-        nm_result r;
         double s = cli_now_seconds();
-        if (nm_model_score(m, &img, 1, &r, &err)) {
+        if (nm_model_score_batch(m, imgs, batch, 1, r, &err)) {
             rc = cli_report(&err);
             break;
         }
-        double total = (cli_now_seconds() - s) * 1e3;
-        if (i >= 0) {
-            t[0][i] = r.ms_preprocess;
-            t[1][i] = r.ms_backbone;
-            t[2][i] = r.ms_method;
-            t[3][i] = r.ms_map;
+        double total = (cli_now_seconds() - s) * 1e3 / batch;
+        if (i >= 0) { /* ms_* are already the batch's times per image */
+            t[0][i] = r[0].ms_preprocess;
+            t[1][i] = r[0].ms_backbone;
+            t[2][i] = r[0].ms_method;
+            t[3][i] = r[0].ms_map;
             t[4][i] = total;
         }
-        nm_result_free(&r);
+        for (int k = 0; k < batch; k++)
+            nm_result_free(&r[k]);
     }
     if (rc == EXIT_OK) {
         nm_model_info info;
         nm_model_get_info(m, &info);
         printf("model:      %s (%s, bank %zu x %d), load %.0f ms\n", model_path, info.method,
                info.memory_bank, info.feature_dim, load_ms);
-        printf("image:      %s (%dx%d), %d runs, medians:\n", image_path, img.width,
-               img.height, iters);
+        printf("image:      %s (%dx%d), %d runs of %d image%s, medians per image:\n",
+               image_path, img.width, img.height, iters, batch, batch > 1 ? "s" : "");
         printf("  preprocess %8.2f ms\n", median_of(t[0], iters));
         printf("  backbone   %8.2f ms\n", median_of(t[1], iters));
         printf("  method     %8.2f ms (the method: features + search / distances)\n",
