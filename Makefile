@@ -123,14 +123,16 @@ clean:
 # The fuzz build is serial: clang's -fopenmp=libgomp links the libgomp that
 # oneDNN and OpenBLAS use but ignores the parallel pragmas, which is what a
 # fuzzer wants (one thread, reproducible). Variables used only inside those
-# pragmas then look unused, hence -Wno-unused-variable there.
+# pragmas (num_threads(threads)) then look unused, hence
+# -Wno-unused-variable -Wno-unused-parameter there.
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer
 FUZZ_CFLAGS   = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
-                -Wall -Wextra -Werror -Wno-unused-variable -g -O1 -fopenmp=libgomp $(FUZZ_SAN)
+                -Wall -Wextra -Werror -Wno-unused-variable -Wno-unused-parameter \
+                -g -O1 -fopenmp=libgomp $(FUZZ_SAN)
 FUZZ_SRC      = $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BINS     = $(FUZZ_SRC:fuzz/%.c=$(FUZZ_BUILD)/%)
 FUZZ_LIB_OBJ  = $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o) $(FUZZ_BUILD)/obj/gen/onnx.pb-c.o

@@ -14,6 +14,14 @@ writes into DIR:
                                      checksums right, so the loaders behind
                                      the container see the problem
   meta/*.json                        the META JSON texts of those models
+  bad/*.png, tiny_cal.nmm,           tiny.nmm calibrated by the CLI: FPR
+  tiny_fnr.nmm, tiny_f1.nmm          0.25 on train/ (+ a pixel threshold),
+                                     FNR 0.9 and F1 with six "bad" images
+  cali/*.json                        their CALI texts, and variants with one
+                                     problem each; model/cali_*.nmm:
+                                     tiny_cal.nmm with each of those
+  http/*.req                         raw requests (several, pipelined, in a
+                                     file) `nominal serve` must answer 4xx
 Made at test time, never committed. The file layout of models is the one in
 src/io/model_file.h.
 """
@@ -294,6 +302,128 @@ def bad_models(d, model_path, onnx_dir):
           rebuild([(t, four if t == "ONNX" else p) for t, p in parts]))
 
 
+# ------------------------------------------------------------ calibration
+
+def bad_images(d):
+    """Six training-like images with a bright square: scored higher."""
+    from PIL import Image
+    os.makedirs(d, exist_ok=True)
+    rng = np.random.default_rng(11)
+    for i in range(6):
+        a = rng.integers(0, 256, (24, 20, 3), dtype=np.uint8)
+        a[4:12, 5:15] = 255
+        Image.fromarray(a, "RGB").save(os.path.join(d, f"{i:03d}.png"))
+
+
+def calibrated_models(out, nominal, model):
+    """{name: path} of tiny.nmm calibrated each way by the CLI."""
+    good, bad = os.path.join(out, "train"), os.path.join(out, "bad")
+    bad_images(bad)
+    runs = {"tiny_cal": ["--target-fpr", "0.25", "--pixel-fpr", "0.01"],
+            # k = floor(0.9 * 7) = 6 bad images, more than the 3 good ones:
+            # the reader took k for a count of good images and refused it
+            "tiny_fnr": ["--bad", bad, "--target-fnr", "0.9"],
+            "tiny_f1": ["--bad", bad, "--f1"]}
+    paths = {}
+    for name, args in runs.items():
+        paths[name] = os.path.join(out, name + ".nmm")
+        subprocess.run([nominal, "calibrate", model, "--good", good, "-o",
+                        paths[name], "--threads", "1"] + args, check=True,
+                       stdout=subprocess.DEVNULL)
+    return paths
+
+
+def cali_variants(cali):
+    """{name: CALI text}, each differing from a good one in one way."""
+    out = {}
+
+    def variant(name, edit):
+        c = json.loads(json.dumps(cali))
+        edit(c)
+        out[name] = json.dumps(c, separators=(",", ":")).encode()
+
+    # not a number / not a count: converted to int before the check, which
+    # is undefined behaviour (NAN, 1e20 to int)
+    variant("n_good_text", lambda c: c.update(n_good="3"))
+    variant("n_good_huge", lambda c: c.update(n_good=1e20))
+    variant("pixels_huge", lambda c: c["pixel"].update(n_good_pixels=1e300))
+    # a table threshold beyond the float range was accepted as infinity and
+    # written back as null: the saved model could not be read again
+    variant("table_inf", lambda c: c["table"][0].update(threshold=1e39))
+    variant("table_ascending", lambda c: c.update(
+        table=[{"threshold": 1, "fpr_good": 0, "fpr_bound": 0.25,
+                "fnr_bad": None},
+               {"threshold": 2, "fpr_good": 0, "fpr_bound": 0.25,
+                "fnr_bad": None}]))
+    # a table that is not a list was accepted when it had no items
+    variant("table_number", lambda c: c.update(table=5))
+    variant("k_zero", lambda c: c.update(k=0))
+    variant("threshold_moved", lambda c: c.update(
+        threshold=c["threshold"] * 1.5 + 1))
+    variant("scores_unsorted", lambda c: c.update(
+        good_scores=c["good_scores"][::-1]))
+    variant("kind_unknown", lambda c: c.update(kind="fpx"))
+    variant("version_2", lambda c: c.update(version=2))
+    texts = dict(out)
+    texts["not_json"] = b'{"version": 1, "kind": '
+    texts["deep"] = b"[" * 2000 + b"]" * 2000
+    return texts
+
+
+def bad_calibrations(out, model_dir, cal_paths):
+    d = os.path.join(out, "cali")
+    cali = {n: dict(sections(open(p, "rb").read()))["CALI"]
+            for n, p in cal_paths.items()}
+    for name, text in cali.items():
+        write(os.path.join(d, name + ".json"), text)
+    parts = sections(open(cal_paths["tiny_cal"], "rb").read())
+    for name, text in cali_variants(json.loads(cali["tiny_cal"])).items():
+        write(os.path.join(d, name + ".json"), text)
+        write(os.path.join(model_dir, f"cali_{name}.nmm"),
+              rebuild([(t, text if t == "CALI" else p) for t, p in parts]))
+
+
+# ------------------------------------------------------------------- http
+
+def http_request(method, path, body=b"", headers=(), length=None):
+    """Raw request bytes; Content-Length is the body's unless given."""
+    head = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"] + list(headers)
+    if length is None and body:
+        length = len(body)
+    if length is not None:
+        head.append(f"Content-Length: {length}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+
+# A model name of 255 bytes (the longest a file name allows), served by
+# tests/test_bad_inputs.sh next to tiny.nmm.
+LONG_MODEL_NAME = "m" * 255
+
+
+def bad_http(d, image):
+    """Requests `nominal serve` must refuse with a 4xx JSON error (tiny.nmm
+    served as "tiny"); the name says what is wrong."""
+    def req(name, *a, **k):
+        write(os.path.join(d, name + ".req"), http_request(*a, **k))
+
+    png = ["Content-Type: image/png"]
+    body = open(image, "rb").read()
+    # a map= value too long for the buffer was ignored: 200 without a map
+    req("map_long", "POST", "/v1/models/tiny/predict?map=" + "x" * 40, body,
+        png)
+    # messages quoted these bytes as they were: the JSON was not UTF-8
+    req("path_not_utf8", "GET", "/v1/%ff%fe")
+    req("model_not_utf8", "POST", "/v1/models/%c3/predict", body, png)
+    req("type_not_utf8", "POST", "/v1/models/tiny/predict", body,
+        ["Content-Type: image/\xe9"])
+    # a model name was cut to 255 bytes: a longer one named that model
+    req("model_name_long", "GET", "/v1/models/" + LONG_MODEL_NAME + "x")
+    req("demo_traversal", "GET", "/demo/..%2fsecret.png")
+    req("not_an_image", "POST", "/v1/models/tiny/predict", b"GIF89a....", png)
+    req("body_short", "POST", "/v1/models/tiny/predict", body[:50], png,
+        length=len(body))
+
+
 def generate(out, nominal):
     onnx_dir, model_dir = (os.path.join(out, k) for k in ("onnx", "model"))
     os.makedirs(onnx_dir, exist_ok=True)
@@ -308,6 +438,8 @@ def generate(out, nominal):
                     "--tap_dim", "8", "--dim", "8", "--threads", "1"],
                    check=True, stdout=subprocess.DEVNULL)
     bad_models(model_dir, model, onnx_dir)
+    bad_calibrations(out, model_dir, calibrated_models(out, nominal, model))
+    bad_http(os.path.join(out, "http"), os.path.join(out, "train", "000.png"))
 
 
 def main():

@@ -5,9 +5,9 @@
 
 Seeds are small valid files of every kind the decoders handle, the broken
 files the unit tests use (made by the same generators, imported from
-tests/tools), truncations, and the hostile files of fuzz/bad_inputs.py
-(which include one reproducer per bug the fuzzers found). Nothing here is
-committed: seeds are made fresh.
+tests/tools), raw HTTP requests for `nominal serve`, truncations, and the
+hostile files of fuzz/bad_inputs.py (which include one reproducer per bug
+the fuzzers found). Nothing here is committed: seeds are made fresh.
 """
 import argparse
 import os
@@ -83,8 +83,91 @@ def make_models(out, work):
     tiny = os.path.join(work, "tiny.nmm")
     shutil.copy(tiny, d)
     add_truncations(d, tiny, lambda n: [8, 30, 64, 100, 128, n // 2, n - 12])
+    for name in ("tiny_cal.nmm", "tiny_fnr.nmm", "tiny_f1.nmm"):  # with CALI
+        shutil.copy(os.path.join(work, name), d)
     copy_small(os.path.join(work, "meta"), os.path.join(out, "meta_json"))
     shutil.copy(tiny, os.path.join(out, "template.nmm"))
+
+
+def make_calibration_json(out, work):
+    d = os.path.join(out, "calibration_json")
+    copy_small(os.path.join(work, "cali"), d)
+    for name in ("tiny_cal.json", "tiny_fnr.json", "tiny_f1.json"):
+        add_truncations(d, os.path.join(work, "cali", name),
+                        lambda n: [1, 12, 40, n // 3, n // 2, n - 30, n - 1])
+
+
+def http_seeds(work):
+    """{name: raw request} that fuzz_http's server answers (models "tiny"
+    and "tiny_cal", a demo folder with ok.png, ok.jpg, a folder.png/)."""
+    import io
+    from PIL import Image
+    req = bad_inputs.http_request
+    png = open(os.path.join(work, "train", "000.png"), "rb").read()
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(png)).save(buf, "JPEG", quality=80)
+    jpeg = buf.getvalue()
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(png)).convert("L").save(buf, "PNG")
+    gray = buf.getvalue()
+    buf = io.BytesIO()
+    Image.new("RGB", (100, 100), (9, 9, 9)).save(buf, "PNG")  # > 4096 pixels
+    big = buf.getvalue()
+    ct = {"png": ["Content-Type: image/png"], "jpeg": ["Content-Type: image/jpeg"]}
+    pr = "/v1/models/tiny/predict"
+    seeds = {
+        "page": req("GET", "/"),
+        "healthz": req("GET", "/healthz"),
+        "metrics": req("GET", "/metrics"),
+        "models": req("GET", "/v1/models"),
+        "models_slash": req("GET", "/v1/models/"),
+        "model_tiny": req("GET", "/v1/models/tiny"),
+        "model_cal": req("GET", "/v1/models/tiny_cal"),
+        "model_unknown": req("GET", "/v1/models/nope"),
+        "endpoint_unknown": req("GET", "/v1/models/tiny/nothing"),
+        "head_page": req("HEAD", "/"),
+        "delete_models": req("DELETE", "/v1/models"),
+        "get_predict": req("GET", pr),
+        "demo_png": req("GET", "/demo/ok.png"),
+        "demo_jpg": req("GET", "/demo/ok.jpg"),
+        "demo_folder": req("GET", "/demo/folder.png"),
+        "demo_hidden": req("GET", "/demo/.ok.png"),
+        "demo_up": req("GET", "/demo/../secret.png"),
+        "predict_png": req("POST", pr, png, ct["png"]),
+        "predict_jpeg": req("POST", pr, jpeg, ct["jpeg"]),
+        "predict_gray": req("POST", pr, gray, ["Content-Type: IMAGE/PNG; x=y"]),
+        "predict_octet": req("POST", pr, png, ["Content-Type: application/octet-stream"]),
+        "predict_form": req("POST", pr, png, ["Content-Type: multipart/form-data"]),
+        "predict_overlay": req("POST", "/v1/models/tiny_cal/predict?map=overlay", png,
+                               ct["png"]),
+        "predict_heatmap": req("POST", "/v1/models/tiny_cal/predict?x=1&map=png", jpeg,
+                               ct["jpeg"]),
+        "predict_map_none": req("POST", pr + "?map=none", png, ct["png"]),
+        "predict_map_bad": req("POST", pr + "?map=jpeg", png, ct["png"]),
+        "predict_cal": req("POST", "/v1/models/tiny_cal/predict", png, ct["png"]),
+        "predict_big_image": req("POST", pr, big, ct["png"]),
+        "predict_too_large": req("POST", pr, png * 12, ct["png"]),
+        "predict_empty": req("POST", pr, b"", ct["png"], length=0),
+        "predict_expect": req("POST", pr, png, ct["png"] + ["Expect: 100-continue"]),
+        "predict_unknown_model": req("POST", "/v1/models/nope/predict", png, ct["png"]),
+        "predict_chunked": req("POST", pr, b"", ct["png"] + ["Transfer-Encoding: chunked"])
+        + b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (100, png[:100], len(png) - 100,
+                                                    png[100:]),
+    }
+    seeds["pipelined"] = seeds["healthz"] + seeds["predict_png"] + seeds["metrics"]
+    seeds["http10"] = b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+    return seeds
+
+
+def make_http(out, work):
+    d = os.path.join(out, "http")
+    copy_small(os.path.join(work, "http"), d)
+    for name, data in http_seeds(work).items():
+        bad_inputs.write(os.path.join(d, name + ".req"), data)
+    for name in ("predict_png", "predict_chunked", "pipelined"):
+        add_truncations(d, os.path.join(d, name + ".req"),
+                        lambda n: [5, 20, 60, 100, 140, n // 2, n - 1])
+    shutil.copy(os.path.join(work, "tiny_cal.nmm"), os.path.join(out, "calibrated.nmm"))
 
 
 def main():
@@ -97,6 +180,8 @@ def main():
     make_images(a.out)
     make_onnx(a.out, work)
     make_models(a.out, work)
+    make_calibration_json(a.out, work)
+    make_http(a.out, work)
 
 
 if __name__ == "__main__":

@@ -4,12 +4,8 @@
  * settings); the harness wraps it, with valid checksums, around the other
  * sections of a real tiny model (the template, made by fuzz/make_corpus.sh
  * and named by NOMINAL_FUZZ_TEMPLATE) and loads the result with
- * nm_model_load, then scores a small image if the model loads.
- *
- * Slot: the calibration JSON (written by `nominal calibrate`, another
- * branch) gets its own target fuzz/fuzz_calibration_json.c with seeds from
- * make_corpus.sh once its reader exists; it should call the reader on the
- * input bytes and use fuzz_check_error() the same way.
+ * nm_model_load, then scores a small image if the model loads. The
+ * calibration JSON (CALI) has its own target, fuzz_calibration_json.c.
  */
 #include "model_container.h"
 

@@ -7,7 +7,13 @@
 #   onnx/          tiny valid backbones, every supported op, broken graphs
 #   model/         a tiny fitted model, its truncations and variants
 #   meta_json/     that model's META JSON and variants
-#   template.nmm   the model fuzz_meta_json wraps its input in
+#   calibration_json/  CALI texts of that model calibrated by the CLI (FPR,
+#                  FNR, F1), variants and truncations
+#   http/          raw requests for `nominal serve` (every endpoint, good and
+#                  bad bodies, pipelined), truncations
+#   template.nmm   the model fuzz_meta_json wraps its input in (fuzz_http
+#                  serves it as "tiny")
+#   calibrated.nmm the same, calibrated (fuzz_http serves it as "tiny_cal")
 set -eu
 FUZZ_BUILD=${FUZZ_BUILD:-build-fuzz}
 NOMINAL=${NOMINAL:-build/nominal}

@@ -8,22 +8,22 @@
 # Target fuzz_KIND reads seeds from $FUZZ_BUILD/seeds/KIND (make_corpus.sh)
 # and grows its corpus in $FUZZ_BUILD/corpus/KIND, kept between runs. A new
 # target needs only its seeds there (and a -max_len below if 64 KiB is
-# wrong for it); fuzz_http, for `nominal serve`'s request parser, is
-# expected to come that way with seeds/http made by make_corpus.sh.
+# wrong for it). fuzz_http serves the two model files named below.
 set -u
 FUZZ_BUILD=${FUZZ_BUILD:-build-fuzz}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 export NOMINAL_FUZZ_TEMPLATE="$FUZZ_BUILD/seeds/template.nmm"
+export NOMINAL_FUZZ_CALIBRATED="$FUZZ_BUILD/seeds/calibrated.nmm"
 # libFuzzer does the leak check itself; ASan's at-exit one would repeat it.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 status=0
-printf '%-16s %10s %8s %8s %8s\n' target runs edges corpus crashes
+printf '%-22s %10s %8s %8s %8s\n' target runs edges corpus crashes
 for bin in "$@"; do
     name=$(basename "$bin")
     kind=${name#fuzz_}
     case "$kind" in
-    meta_json) max_len=16384 ;;
+    meta_json | calibration_json) max_len=16384 ;;
     *) max_len=65536 ;;
     esac
     corpus="$FUZZ_BUILD/corpus/$kind"
@@ -44,7 +44,7 @@ for bin in "$@"; do
     edges=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
     files=$(ls "$corpus" | wc -l)
     found=$(ls "$art" | wc -l)
-    printf '%-16s %10s %8s %8s %8s\n' "$name" "${runs:-?}" "${edges:-?}" "$files" "$found"
+    printf '%-22s %10s %8s %8s %8s\n' "$name" "${runs:-?}" "${edges:-?}" "$files" "$found"
     if [ "$rc" -ne 0 ] || [ "$found" -ne 0 ]; then
         status=1
         echo "  $name: exit $rc; artifacts in $art/, log $log:" >&2

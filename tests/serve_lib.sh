@@ -5,6 +5,7 @@
 #   http NAME METHOD PATH [curl args...]  one request: $tmp/NAME.body,
 #                            $tmp/NAME.head; prints the status code
 #   json FILE EXPR           a value from a JSON file (EXPR on `d`, Python)
+#   raw NAME FILE            a raw request from a file (below)
 # Servers still running when the script exits are stopped.
 PY=/usr/bin/python3
 srv_all=""
@@ -54,6 +55,48 @@ http() {
 
 json() {
     $PY -c 'import json, sys; d = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+# raw NAME FILE: FILE's bytes as the whole of one connection (sent, then
+# the sending side closed), the answers in $tmp/NAME.resp; prints the first
+# answer's status and error kind ("404 not_found", "200 -"), "not-json"
+# when an error body is not UTF-8 JSON, "no-answer" when none came.
+raw() {
+    $PY - "$srv_port" "$2" "$tmp/$1.resp" <<'PYEOF'
+import json, socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+try:
+    s.sendall(open(sys.argv[2], "rb").read())
+    s.shutdown(socket.SHUT_WR)
+except OSError:
+    pass  # the server answered early and closed: read what it said
+out = b""
+try:
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        out += b
+except OSError:
+    pass
+open(sys.argv[3], "wb").write(out)
+head, _, body = out.partition(b"\r\n\r\n")
+parts = head.split(b" ")
+if len(parts) < 2:
+    print("no-answer")
+    sys.exit()
+status = parts[1].decode()
+for line in head.split(b"\r\n"):
+    if line.lower().startswith(b"content-length:"):
+        body = body[:int(line.split(b":")[1])]
+kind = "-"
+if not status.startswith("2"):
+    try:
+        kind = json.loads(body)["error"]["kind"]
+    except (ValueError, KeyError, TypeError):
+        kind = "not-json"
+print(status, kind)
+PYEOF
 }
 
 # expect NAME WANTED GOT: one result line, counted in $fails like check

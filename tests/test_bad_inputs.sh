@@ -2,7 +2,8 @@
 # The CLI on hostile input: every bad image, backbone and model file in
 # docs/bad-inputs.md gets a one-line error that names the file, and the
 # documented exit code (3 I/O, 4 bad or too big input, 5 unsupported), and
-# files too big to be real are refused before they are read. Inputs are
+# files too big to be real are refused before they are read; `nominal
+# serve` answers raw bad requests with a 4xx JSON error. Inputs are
 # made here by fuzz/bad_inputs.py (a tiny backbone and model fitted by the
 # CLI, then one problem per file), so no ../shared data is needed.
 set -u
@@ -128,6 +129,77 @@ truncate -s 3000000000 "$tmp/head.nmm"
 # the header declares the model's own size (u64 at byte 16)
 declared=$(od -An -tu8 -j16 -N8 "$MODEL" | tr -d ' ')
 bad model-big-wrong-size 4 "head.nmm: $((3000000000 - declared)) unexpected bytes after the end of the model" -- lowmem $NOM predict "$tmp/head.nmm" "$IMG"
+
+# ------------------------------------------------------------- calibration
+# The CALI section (a model's calibration, calibration_record.c): tiny.nmm
+# calibrated by the CLI, and with one thing wrong each.
+check model-cali-fpr 0 "p=" -- $NOM predict "$bi/tiny_cal.nmm" "$IMG"
+check model-cali-f1 0 "p=" -- $NOM predict "$bi/tiny_f1.nmm" "$IMG"
+# FNR with 6 bad and 3 good images: k = 6 was checked against n_good
+check model-cali-fnr-k-over-n-good 0 "p=" -- $NOM predict "$bi/tiny_fnr.nmm" "$IMG"
+CALI_BAD="calibration (CALI section) is invalid"
+bad model-cali-n-good-text 4 "cali_n_good_text.nmm: $CALI_BAD: 'n_good' is not a number" -- \
+    $NOM predict "$M/cali_n_good_text.nmm" "$IMG"
+bad model-cali-n-good-huge 4 "cali_n_good_huge.nmm: $CALI_BAD: 'n_good' is not a count" -- \
+    $NOM predict "$M/cali_n_good_huge.nmm" "$IMG"
+bad model-cali-pixels-huge 4 "cali_pixels_huge.nmm: $CALI_BAD: 'n_good_pixels' is not a count" -- \
+    $NOM predict "$M/cali_pixels_huge.nmm" "$IMG"
+for v in table_inf table_ascending; do
+    bad "model-cali-$v" 4 "cali_$v.nmm: $CALI_BAD: 'table' thresholds are not finite descending floats" -- \
+        $NOM predict "$M/cali_$v.nmm" "$IMG"
+done
+bad model-cali-table-number 4 "cali_table_number.nmm: $CALI_BAD: 'table' is not a list" -- \
+    $NOM predict "$M/cali_table_number.nmm" "$IMG"
+bad model-cali-k-zero 4 "cali_k_zero.nmm: $CALI_BAD: 'k' does not fit the kind" -- \
+    $NOM predict "$M/cali_k_zero.nmm" "$IMG"
+bad model-cali-threshold-moved 4 "cali_threshold_moved.nmm: $CALI_BAD: the threshold is not the k-th largest" -- \
+    $NOM predict "$M/cali_threshold_moved.nmm" "$IMG"
+bad model-cali-scores-unsorted 4 "cali_scores_unsorted.nmm: $CALI_BAD: 'good_scores' are not finite ascending" -- \
+    $NOM predict "$M/cali_scores_unsorted.nmm" "$IMG"
+bad model-cali-kind-unknown 4 "cali_kind_unknown.nmm: $CALI_BAD: 'kind' is not fpr, fnr or f1" -- \
+    $NOM predict "$M/cali_kind_unknown.nmm" "$IMG"
+bad model-cali-version-2 5 "cali_version_2.nmm: calibration format version 2 is not supported" -- \
+    $NOM predict "$M/cali_version_2.nmm" "$IMG"
+for v in not_json deep; do
+    bad "model-cali-$v" 4 "cali_$v.nmm: $CALI_BAD: not a JSON object" -- $NOM predict "$M/cali_$v.nmm" "$IMG"
+done
+
+# ------------------------------------------------------------------ serve
+# Raw requests (fuzz/bad_inputs.py http/*.req) to `nominal serve` with
+# tiny.nmm ("tiny"), a model named by 255 bytes and a demo folder with a
+# file next to it that must never be served.
+if command -v curl >/dev/null; then
+    . tests/serve_lib.sh
+    H="$bi/http"
+    long=$(printf 'm%.0s' $(seq 255))
+    mkdir -p "$tmp/srv/demo"
+    cp "$IMG" "$tmp/srv/demo/ok.png"
+    printf 'SECRET-NEXT-TO-DEMO' >"$tmp/srv/secret.png"
+    cp "$MODEL" "$tmp/srv/$long"
+    if serve_start "$tmp/srv.log" "$MODEL" "$tmp/srv/$long" --workers 1 --threads 1 \
+        --demo-images "$tmp/srv/demo"; then
+        expect http-good-image 200 "$(curl -s -o /dev/null -w '%{http_code}' \
+            -H 'Content-Type: image/png' --data-binary "@$IMG" "$srv_url/v1/models/tiny/predict")"
+        # each was a bug: the map ignored (200), JSON that is not UTF-8,
+        # a longer name taken for the 255-byte one (200)
+        expect http-map-too-long "400 bad_request" "$(raw map_long "$H/map_long.req")"
+        expect http-path-not-utf8 "404 not_found" "$(raw path "$H/path_not_utf8.req")"
+        expect http-model-not-utf8 "404 not_found" "$(raw model "$H/model_not_utf8.req")"
+        expect http-type-not-utf8 "415 unsupported_media_type" "$(raw type "$H/type_not_utf8.req")"
+        expect http-model-name-longer "404 not_found" "$(raw long "$H/model_name_long.req")"
+        expect http-demo-traversal "404 not_found" "$(raw demo "$H/demo_traversal.req")"
+        grep -q SECRET "$tmp/demo.resp" && { echo "FAIL http-demo-traversal served the file"; fails=$((fails + 1)); }
+        expect http-not-an-image "400 bad_image" "$(raw img "$H/not_an_image.req")"
+        expect http-body-short "400 truncated_body" "$(raw short "$H/body_short.req")"
+        expect http-still-serving 200 "$(curl -s -o /dev/null -w '%{http_code}' "$srv_url/v1/models/$long")"
+        serve_stop "$srv_pid"
+        expect http-server-exit 0 "$srv_rc"
+    else
+        echo "FAIL nominal serve did not start"; fails=$((fails + 1))
+    fi
+else
+    echo "note: curl not installed: nominal serve checks skipped"
+fi
 
 # ----------------------------------------------------------------- outputs
 FIT="$NOM fit --backbone $bi/tiny.onnx --taps t1,t2 --train $bi/train --resize 32 --crop 32 --coreset 0.05 --tap_dim 8 --dim 8 --threads 1"

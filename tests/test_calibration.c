@@ -457,10 +457,43 @@ static void test_json_damage_refused(void **state)
     expect_refused(s, "\"n_good\":5", "\"n_good\":\"5\"", NM_ERR_FORMAT, "n_good");
     expect_refused(s, "\"held_out\":[", "\"held_out\":[3,", NM_ERR_FORMAT, "held_out");
     expect_refused(s, "{", "[", NM_ERR_FORMAT, "JSON");
+    /* bugs fixed with fuzz/fuzz_calibration_json.c (docs/bad-inputs.md):
+     * a table threshold over the float range (written back as null), rows
+     * out of order, a table that is not a list, and counts that are not
+     * numbers or too big (converted to int: undefined) */
+    expect_refused(s, "\"table\":[{\"threshold\":", "\"table\":[{\"threshold\":1e39,\"x\":",
+                   NM_ERR_FORMAT, "finite descending");
+    expect_refused(s, "\"table\":[", "\"table\":[{\"threshold\":-5,\"fpr_good\":0,"
+                   "\"fpr_bound\":1,\"fnr_bad\":null},", NM_ERR_FORMAT, "finite descending");
+    expect_refused(s, "\"table\":[", "\"table\":7,\"x\":[", NM_ERR_FORMAT, "not a list");
+    expect_refused(s, "\"k\":2", "\"k\":\"2\"", NM_ERR_FORMAT, "'k' is not a number");
+    expect_refused(s, "\"n_bad\":2", "\"n_bad\":1e300", NM_ERR_FORMAT, "'n_bad' is not a count");
+    expect_refused(s, "\"k\":2", "\"k\":0", NM_ERR_FORMAT, "'k' does not fit");
     calibration *r = NULL;
     assert_int_equal(calibration_from_json(s, strlen(s) / 2, "m.nmm", &r, NULL),
                      NM_ERR_FORMAT);
     free(s);
+    calibration_free(c);
+}
+
+/* FNR: k counts bad images, and there may be more of them than good ones
+ * (the reader took k for a count of good images and refused the model). */
+static void test_json_fnr_k_over_n_good(void **state)
+{
+    (void)state;
+    static const float good[] = {0.5f, 0.6f};
+    static const float bad[] = {0.9f, 1.0f, 1.1f, 1.2f, 1.3f, 1.4f};
+    nm_calibration_data d = {.good_scores = good, .n_good = 2, .bad_scores = bad, .n_bad = 6};
+    nm_calibration_target t = {NM_CALIBRATE_FNR, 0.9, 0};
+    calibration *c = NULL, *r = NULL;
+    assert_int_equal(calibration_build(&d, &t, &c, NULL), NM_OK);
+    assert_int_equal(c->pub.k, 6);
+    char *s = json_of(c);
+    assert_int_equal(calibration_from_json(s, strlen(s), "m.nmm", &r, NULL), NM_OK);
+    assert_int_equal(r->pub.k, 6);
+    assert_true(r->pub.fnr_bound == c->pub.fnr_bound);
+    free(s);
+    calibration_free(r);
     calibration_free(c);
 }
 
@@ -482,6 +515,7 @@ int main(void)
         cmocka_unit_test(test_holdout_pick),
         cmocka_unit_test(test_json_round_trip),
         cmocka_unit_test(test_json_damage_refused),
+        cmocka_unit_test(test_json_fnr_k_over_n_good),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

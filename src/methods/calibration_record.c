@@ -131,7 +131,8 @@ static double number_or_null(reader *r, const cJSON *o, const char *key)
     return number(r, o, key);
 }
 
-/* A count in 0..max. */
+/* A count in 0..max; 0 once anything failed, so that callers may convert
+ * it to an integer (a NAN or 1e300 there is undefined behaviour). */
 static double count(reader *r, const cJSON *o, const char *key, double max)
 {
     double v = number(r, o, key);
@@ -140,7 +141,7 @@ static double count(reader *r, const cJSON *o, const char *key, double max)
         snprintf(what, sizeof what, "'%s' is not a count", key);
         invalid(r, what);
     }
-    return v;
+    return r->bad ? 0 : v;
 }
 
 /* A string, or NULL for null / absent when optional. */
@@ -233,16 +234,21 @@ static void read_held_out(reader *r, const cJSON *o, calibration *c)
     c->pub.held_out = (const char *const *)c->held_out;
 }
 
+/* The rows are what nm_calibration promises: finite float thresholds,
+ * descending (a threshold over the float range would be written back as
+ * null, and that model file could not be read again). */
 static void read_table(reader *r, const cJSON *o, calibration *c)
 {
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "table");
-    int n = cJSON_GetArraySize(arr);
-    if (!arr || n == 0)
+    if (!arr || cJSON_IsNull(arr))
         return;
     if (!cJSON_IsArray(arr)) {
         invalid(r, "'table' is not a list");
         return;
     }
+    int n = cJSON_GetArraySize(arr);
+    if (n == 0)
+        return;
     c->table = calloc((size_t)n, sizeof *c->table);
     if (!c->table) {
         out_of_memory(r);
@@ -254,8 +260,22 @@ static void read_table(reader *r, const cJSON *o, calibration *c)
         row->fpr_good = number(r, v, "fpr_good");
         row->fpr_bound = number(r, v, "fpr_bound");
         row->fnr_bad = number_or_null(r, v, "fnr_bad");
+        if (!r->bad && (!isfinite(row->threshold) ||
+                        (c->pub.n_table > 1 && row->threshold > row[-1].threshold)))
+            invalid(r, "'table' thresholds are not finite descending floats");
     }
     c->pub.table = c->table;
+}
+
+/* k is the order statistic of the good scores (FPR) or of the bad ones
+ * (FNR: there may be more bad images than good), none for F1. */
+static void check_k(reader *r, const nm_calibration *p)
+{
+    int ok = p->kind == NM_CALIBRATE_FPR   ? p->k >= 1 && p->k <= p->n_good
+             : p->kind == NM_CALIBRATE_FNR ? p->k >= 1 && p->k <= p->n_bad
+                                           : p->k == 0;
+    if (!ok)
+        invalid(r, "'k' does not fit the kind and the image counts");
 }
 
 static void read_fields(reader *r, const cJSON *o, calibration *c)
@@ -274,7 +294,7 @@ static void read_fields(reader *r, const cJSON *o, calibration *c)
     p->target = number(r, o, "target");
     p->threshold = (float)number(r, o, "threshold");
     p->n_good = (int)count(r, o, "n_good", 1e9);
-    p->k = (int)count(r, o, "k", p->n_good);
+    p->k = (int)count(r, o, "k", 1e9);
     p->fpr_good = number(r, o, "fpr_good");
     p->fpr_bound = number(r, o, "fpr_bound");
     p->n_bad = (int)count(r, o, "n_bad", 1e9);
@@ -285,14 +305,18 @@ static void read_fields(reader *r, const cJSON *o, calibration *c)
     if (!isfinite(p->threshold))
         invalid(r, "the threshold is not a finite float");
     if (!r->bad)
+        check_k(r, p);
+    if (!r->bad)
         read_scores(r, o, c);
-    if (!r->bad) { /* what follows from the scores is recomputed */
+    if (!r->bad) { /* what follows from the scores and k is recomputed */
         size_t above = calib_count_above(p->good_scores, (size_t)p->n_good, p->threshold);
         p->fpr_good = (double)above / p->n_good;
         if (p->kind == NM_CALIBRATE_FPR) {
-            if (p->k < 1 || p->threshold != p->good_scores[p->n_good - p->k])
+            if (p->threshold != p->good_scores[p->n_good - p->k])
                 invalid(r, "the threshold is not the k-th largest good score");
             p->fpr_bound = p->k / (p->n_good + 1.0);
+        } else if (p->kind == NM_CALIBRATE_FNR) {
+            p->fnr_bound = p->k / (p->n_bad + 1.0);
         }
     }
     if (!r->bad)

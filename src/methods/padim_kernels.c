@@ -11,12 +11,18 @@
  */
 #include "methods/padim_kernels.h"
 
-/* Multiply-adds may be fused: the vector code is written as a * b + c. */
-#pragma GCC optimize("fp-contract=fast")
-
 typedef float vfloat __attribute__((vector_size(PADIM_LANES * sizeof(float)), aligned(4)));
 
+#ifdef __clang__
+/* clang (the fuzz build): baseline code only. clang 14's target_clones
+ * names the dispatcher NAME.ifunc, which calls from other files cannot
+ * reach, and clang has no GCC optimize pragma. */
+#define PADIM_CLONES
+#else
+/* Multiply-adds may be fused: the vector code is written as a * b + c. */
+#pragma GCC optimize("fp-contract=fast")
 #define PADIM_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
 
 /* Images per pass over a row: enough to amortize the row, few enough that
  * the accumulators stay in registers. */

@@ -76,8 +76,16 @@ static int parse_map(request *req, map_want *want)
     const char *q = mg_get_request_info(req->conn)->query_string;
     char value[32];
     *want = MAP_NONE;
-    if (!q || mg_get_var(q, strlen(q), "map", value, sizeof value) < 0)
+    /* -1: no map=; -2: a value too long for any choice (not "none") */
+    int got = q ? mg_get_var(q, strlen(q), "map", value, sizeof value) : -1;
+    if (got == -1)
         return 0;
+    if (got < 0) {
+        reply_error(req, ERR_BAD_REQUEST,
+                    "map= is %zu bytes or longer: expected map=png or map=overlay",
+                    sizeof value);
+        return -1;
+    }
     if (strcmp(value, "png") == 0 || strcmp(value, "heatmap") == 0)
         *want = MAP_HEATMAP;
     else if (strcmp(value, "overlay") == 0)

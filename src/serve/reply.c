@@ -72,6 +72,43 @@ void reply_json(request *req, int status, cJSON *body, const char *extra_headers
     free(text);
 }
 
+/* Length of the UTF-8 sequence at s (at most n bytes), 0 if it is not one:
+ * no overlong forms, surrogates or code points past U+10FFFF. */
+static size_t utf8_length(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : (c & 0xf0) == 0xe0 ? 3
+                                : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (len == 0 || len > n)
+        return 0;
+    unsigned cp = len == 1 ? c : c & (0x7fu >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3fu);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return len;
+}
+
+/* JSON text is UTF-8 (RFC 8259) and clients decode it strictly. Messages
+ * quote the request (a path with %ff decoded, a Content-Type), and the
+ * length limit may cut a character: bytes that are not UTF-8 become '?'. */
+static void make_utf8(char *s)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        size_t len = utf8_length((const unsigned char *)s + i, n - i);
+        if (len == 0) {
+            s[i] = '?';
+            len = 1;
+        }
+        i += len;
+    }
+}
+
 void reply_error(request *req, serve_error_kind kind, const char *fmt, ...)
 {
     char message[768];
@@ -79,6 +116,7 @@ void reply_error(request *req, serve_error_kind kind, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
+    make_utf8(message);
     if (kind < 0 || kind >= ERR_KIND_COUNT)
         kind = ERR_INTERNAL;
     const char *extra = NULL;

@@ -237,14 +237,14 @@ static void route(request *req, const char *method, const char *path)
             handle_models(req, NULL);
     } else if (strncmp(path, models, sizeof models - 1) == 0 &&
                path[sizeof models - 1] == '/') {
-        /* /v1/models/NAME or /v1/models/NAME/predict */
-        char name[256];
+        /* /v1/models/NAME or /v1/models/NAME/predict; NAME whole (cut
+         * short, a long one could match another model's name) */
         const char *start = path + sizeof models;
         const char *slash = strchr(start, '/');
-        size_t len = slash ? (size_t)(slash - start) : strlen(start);
-        snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1),
-                 start);
-        if (slash && strcmp(slash, "/predict") == 0) {
+        char *name = strndup(start, slash ? (size_t)(slash - start) : strlen(start));
+        if (!name) {
+            reply_error(req, ERR_INTERNAL, "out of memory");
+        } else if (slash && strcmp(slash, "/predict") == 0) {
             req->ep = EP_PREDICT;
             handle_predict(req, name);
         } else if (!slash) {
@@ -254,6 +254,7 @@ static void route(request *req, const char *method, const char *path)
         } else {
             reply_error(req, ERR_NOT_FOUND, "no such endpoint: %s", path);
         }
+        free(name);
     } else if (req->s->opt.demo_dir && strncmp(path, demo, sizeof demo - 1) == 0) {
         req->ep = EP_DEMO;
         if (is_get(req, method))
