@@ -65,7 +65,8 @@ check fit 0 "" -- $NOM fit --backbone "$BB" --taps stage2,stage3 --train "$mv/tr
     -o "$tmp/m.nmm" --coreset 0.1 --threads 2
 check eval-mvtec-layout 0 "pixel AUROC" -- $NOM eval "$tmp/m.nmm" "$mv" --json "$tmp/mv.json" --threads 2
 check eval-plain-layout 0 "pixel AUROC" -- $NOM eval "$tmp/m.nmm" --good "$mv/test/good" \
-    --bad "$mv/test/broken" --masks "$mv/ground_truth/broken" --json "$tmp/plain.json" --threads 2
+    --bad "$mv/test/broken" --masks "$mv/ground_truth/broken" --json "$tmp/plain.json" --threads 2 \
+    --batch 3 # images of mixed sizes, several per call: same figures as one at a time
 check predict-maps 0 "" -- $NOM predict "$tmp/m.nmm" "$mv/test/good" "$mv/test/broken" \
     --out "$tmp/maps" --json --threads 2
 cp "$tmp/out" "$tmp/pred.jsonl"

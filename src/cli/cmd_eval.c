@@ -16,14 +16,11 @@
 #include "io/dataset.h"
 
 #define FPR_LIMIT 0.3
-/* Images scored per call: a method bound by memory bandwidth (PaDiM's
- * per-position factors) reads its model once for all of them; 8 full-size
- * maps are 26 MB at 900x900. */
-#define EVAL_BATCH 8
 
 static void print_help(void)
 {
     printf("usage: nominal eval MODEL DATASET [--json FILE] [--report DIR] [--threads N]\n"
+           "                  [--batch N]\n"
            "       nominal eval MODEL --good DIR --bad DIR [--masks DIR] [...]\n"
            "\n"
            "Score a labelled test set and report image AUROC, AUPR and F1-max (overall\n"
@@ -38,12 +35,16 @@ static void print_help(void)
            "\n"
            "  --json FILE   all figures as JSON (schema: docs/eval.md)\n"
            "  --report DIR  DIR/index.html: summary, ROC/PRO/score charts, and every\n"
-           "                image worst first with its heatmap and mask contours\n");
+           "                image worst first with its heatmap and mask contours\n"
+           "  --batch N     images per call (default 1; 1..%d), as predict --batch:\n"
+           "                8 helps a method bound by memory bandwidth (PaDiM with a\n"
+           "                full covariance); PatchCore is fastest at 1\n",
+           NM_SCORE_BATCH_MAX);
 }
 
 typedef struct eval_cli {
     const char *model_path, *root, *good, *bad, *masks, *json_path, *report_dir;
-    int threads;
+    int threads, batch;
 } eval_cli;
 
 /* 0 to go on, else the exit code (-1: --help printed). */
@@ -77,6 +78,9 @@ static int parse_args(int argc, char **argv, eval_cli *c)
         if ((r = cli_opt(argc, argv, &i, "--threads", &v))) {
             if (r < 0 || cli_parse_int(v, 0, 1024, &c->threads))
                 return cli_usage_error("eval", "--threads needs a number");
+        } else if ((r = cli_opt(argc, argv, &i, "--batch", &v))) {
+            if (r < 0 || cli_parse_int(v, 1, NM_SCORE_BATCH_MAX, &c->batch))
+                return cli_usage_error("eval", "--batch needs 1..%d", NM_SCORE_BATCH_MAX);
         } else if (argv[i][0] == '-') {
             return cli_usage_error("eval", "unknown option '%s'", argv[i]);
         } else if (!c->model_path) {
@@ -154,15 +158,15 @@ static nm_status add_scored(eval_state *e, int i, const nm_image *img, const nm_
     return st;
 }
 
-/* Scores images first .. first+n-1 (n <= EVAL_BATCH) in one call and feeds
+/* Scores images first .. first+n-1 (n <= NM_SCORE_BATCH_MAX) in one call and feeds
  * them on. A failed batch is scored again one image at a time: an error
  * then names the image it comes from, and a batch that failed only for
  * being a batch (memory) still gets scored. */
 static nm_status score_batch(eval_state *e, int first, int n, nm_error *err)
 {
-    nm_image img[EVAL_BATCH] = {0};
-    const nm_image *ptr[EVAL_BATCH];
-    nm_result r[EVAL_BATCH] = {0};
+    nm_image img[NM_SCORE_BATCH_MAX] = {0};
+    const nm_image *ptr[NM_SCORE_BATCH_MAX];
+    nm_result r[NM_SCORE_BATCH_MAX] = {0};
     const int want_map = e->pm || e->rep;
     double t0 = cli_now_seconds();
     nm_status st = NM_OK;
@@ -366,8 +370,8 @@ static nm_status run(const eval_cli *c, eval_state *e, nm_error *err)
         if (!e->scores || !e->labels)
             st = nm_fail(err, NM_ERR_NOMEM, "out of memory");
     }
-    for (int i = 0; i < n && !st; i += EVAL_BATCH) {
-        int k = n - i < EVAL_BATCH ? n - i : EVAL_BATCH;
+    for (int i = 0; i < n && !st; i += c->batch) {
+        int k = n - i < c->batch ? n - i : c->batch;
         st = score_batch(e, i, k, err);
         if (isatty(2))
             fprintf(stderr, "\reval %5d / %d", i + k, n);
@@ -409,6 +413,7 @@ int cmd_eval(int argc, char **argv)
 {
     eval_cli c;
     memset(&c, 0, sizeof c);
+    c.batch = 1;
     int rc = parse_args(argc, argv, &c);
     if (rc)
         return rc < 0 ? EXIT_OK : rc;
