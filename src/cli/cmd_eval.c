@@ -176,10 +176,14 @@ static nm_status score_batch(eval_state *e, int first, int n, nm_error *err)
         name_image(path, st, err);
         ptr[k] = &img[k];
     }
-    if (!st && nm_model_score_batch(e->model, ptr, n, want_map, r, err)) {
-        for (int k = 0; k < n && !st; k++) {
+    if (!st && (st = nm_model_score_batch(e->model, ptr, n, want_map, r, err))) {
+        if (n == 1) /* alone already: scoring it again would fail the same way */
+            name_image(e->set.items[first].path, st, err);
+        for (int k = 0; k < n && n > 1; k++) {
             st = nm_model_score(e->model, &img[k], want_map, &r[k], err);
             name_image(e->set.items[first + k].path, st, err);
+            if (st)
+                break;
         }
     }
     e->t_score += cli_now_seconds() - t0;

@@ -990,15 +990,13 @@ static uint32_t crc32_parallel(const uint8_t *data, size_t n)
     enum { CHUNKS = 16 };
     if (n < ((size_t)64 << 20))
         return crc32_update(0, data, n);
-    size_t step = n / CHUNKS;
+    const size_t step = n / CHUNKS, last = n - step * (CHUNKS - 1);
     uint32_t part[CHUNKS];
 #pragma omp parallel for schedule(static)
-    for (int i = 0; i < CHUNKS; i++) {
-        size_t len = i == CHUNKS - 1 ? n - step * (CHUNKS - 1) : step;
-        part[i] = crc32_update(0, data + step * (size_t)i, len);
-    }
+    for (int i = 0; i < CHUNKS; i++)
+        part[i] = crc32_update(0, data + step * (size_t)i, i == CHUNKS - 1 ? last : step);
     uint32_t crc = part[0];
     for (int i = 1; i < CHUNKS; i++)
-        crc = crc32_combine(crc, part[i], i == CHUNKS - 1 ? n - step * (CHUNKS - 1) : step);
+        crc = crc32_combine(crc, part[i], i == CHUNKS - 1 ? last : step);
     return crc;
 }
